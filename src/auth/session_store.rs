@@ -1,0 +1,252 @@
+//! actix-session's `SessionStore` on PostgreSQL: server-side sessions that can be revoked.
+//!
+//! The cookie carries a random 64-character key; the table stores only its SHA-256, so a copy of
+//! the database holds no usable session. Idle expiry (`expires_at`, pushed forward on activity)
+//! and the absolute cap (`created_at` + [`ABSOLUTE_TIMEOUT`]) are checked against the injected
+//! clock on every load; a session of a disabled user no longer loads, and disabling or logging
+//! out deletes rows outright.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_session::storage::{
+    LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
+};
+use chrono::{DateTime, Utc};
+use diesel::{
+    BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
+};
+use diesel_async::RunQueryDsl as _;
+use uuid::Uuid;
+
+use crate::db::schema::sessions;
+use crate::db::{Pool, Scope, transaction};
+use crate::state::Clock;
+
+/// Idle timeout: a session unused this long is gone.
+pub const IDLE_TIMEOUT: chrono::Duration = chrono::Duration::minutes(30);
+/// Absolute timeout: no session outlives this, however active.
+pub const ABSOLUTE_TIMEOUT: chrono::Duration = chrono::Duration::hours(12);
+/// The session-state entry that names the signed-in user (JSON-encoded, as actix-session stores values).
+pub const USER_ID_KEY: &str = "user_id";
+
+/// The PostgreSQL-backed session store.
+#[derive(Clone)]
+pub struct PgSessionStore {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+}
+
+impl PgSessionStore {
+    pub fn new(pool: Pool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
+    }
+}
+
+/// SHA-256 of a session key: what the table stores and looks up.
+pub fn key_hash(key: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, key.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+fn user_id_of(state: &HashMap<String, String>) -> Option<Uuid> {
+    state
+        .get(USER_ID_KEY)
+        .and_then(|raw| serde_json::from_str::<Uuid>(raw).ok())
+}
+
+fn ttl_seconds(ttl: &actix_web::cookie::time::Duration) -> chrono::Duration {
+    chrono::Duration::seconds(ttl.whole_seconds().max(1))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    state: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    expires_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+impl SessionStore for PgSessionStore {
+    async fn load(
+        &self,
+        session_key: &SessionKey,
+    ) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let hash = key_hash(session_key.as_ref());
+        let now = self.clock.now();
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        let row: Option<Row> = transaction(&mut conn, Scope::System, async |conn| {
+            diesel::sql_query(
+                "SELECT s.state, s.created_at, s.expires_at, u.disabled_at
+                   FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+                  WHERE s.key_hash = $1",
+            )
+            .bind::<diesel::sql_types::Bytea, _>(&hash)
+            .get_result::<Row>(conn)
+            .await
+            .optional()
+        })
+        .await
+        .map_err(|e| LoadError::Other(e.into()))?;
+        let Some(Row {
+            state,
+            created_at,
+            expires_at,
+            disabled_at,
+        }) = row
+        else {
+            return Ok(None);
+        };
+        let user_disabled = disabled_at.is_some();
+        if expires_at <= now || created_at + ABSOLUTE_TIMEOUT <= now || user_disabled {
+            transaction(&mut conn, Scope::System, async |conn| {
+                diesel::delete(sessions::table.filter(sessions::key_hash.eq(&hash)))
+                    .execute(conn)
+                    .await
+            })
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+            return Ok(None);
+        }
+        let state: HashMap<String, String> =
+            serde_json::from_value(state).map_err(|e| LoadError::Deserialization(e.into()))?;
+        Ok(Some(state))
+    }
+
+    async fn save(
+        &self,
+        session_state: HashMap<String, String>,
+        ttl: &actix_web::cookie::time::Duration,
+    ) -> Result<SessionKey, SaveError> {
+        let key = generate_session_key();
+        let hash = key_hash(key.as_ref());
+        let now = self.clock.now();
+        let user_id = user_id_of(&session_state);
+        let state =
+            serde_json::to_value(&session_state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| SaveError::Other(e.into()))?;
+        transaction(&mut conn, Scope::System, async |conn| {
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::key_hash.eq(&hash),
+                    sessions::user_id.eq(user_id),
+                    sessions::state.eq(&state),
+                    sessions::created_at.eq(now),
+                    sessions::expires_at.eq(now + ttl_seconds(ttl)),
+                ))
+                .execute(conn)
+                .await
+        })
+        .await
+        .map_err(|e| SaveError::Other(e.into()))?;
+        Ok(key)
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: HashMap<String, String>,
+        ttl: &actix_web::cookie::time::Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let hash = key_hash(session_key.as_ref());
+        let now = self.clock.now();
+        let user_id = user_id_of(&session_state);
+        let state = serde_json::to_value(&session_state)
+            .map_err(|e| UpdateError::Serialization(e.into()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        let updated = transaction(&mut conn, Scope::System, async |conn| {
+            diesel::update(sessions::table.filter(sessions::key_hash.eq(&hash)))
+                .set((
+                    sessions::state.eq(&state),
+                    sessions::user_id.eq(user_id),
+                    sessions::expires_at.eq(now + ttl_seconds(ttl)),
+                ))
+                .execute(conn)
+                .await
+        })
+        .await
+        .map_err(|e| UpdateError::Other(e.into()))?;
+        if updated == 0 {
+            // The row is gone (expired, revoked): start a new session rather than resurrect the key.
+            drop(conn);
+            return self.save(session_state, ttl).await.map_err(|e| match e {
+                SaveError::Serialization(e) => UpdateError::Serialization(e),
+                SaveError::Other(e) => UpdateError::Other(e),
+            });
+        }
+        Ok(session_key)
+    }
+
+    async fn update_ttl(
+        &self,
+        session_key: &SessionKey,
+        ttl: &actix_web::cookie::time::Duration,
+    ) -> Result<(), anyhow::Error> {
+        let hash = key_hash(session_key.as_ref());
+        let expires = self.clock.now() + ttl_seconds(ttl);
+        let mut conn = self.pool.get().await?;
+        transaction(&mut conn, Scope::System, async |conn| {
+            diesel::update(sessions::table.filter(sessions::key_hash.eq(&hash)))
+                .set(sessions::expires_at.eq(expires))
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        let hash = key_hash(session_key.as_ref());
+        let mut conn = self.pool.get().await?;
+        transaction(&mut conn, Scope::System, async |conn| {
+            diesel::delete(sessions::table.filter(sessions::key_hash.eq(&hash)))
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Deletes every session of a user (logout everywhere, disabling the user). Call in system scope.
+pub async fn revoke_all_for_user(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+) -> diesel::QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .execute(conn)
+        .await
+}
+
+/// Deletes expired sessions (idle or past the absolute cap). Call in system scope.
+pub async fn purge_expired(
+    conn: &mut diesel_async::AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .le(now)
+                .or(sessions::created_at.le(now - ABSOLUTE_TIMEOUT)),
+        ),
+    )
+    .execute(conn)
+    .await
+}

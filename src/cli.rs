@@ -1,0 +1,307 @@
+//! The command line: clap subcommands, every flag also readable from the environment.
+//!
+//! Configuration values are taken as strings and validated by [`crate::config`], so that every
+//! problem is reported as one line naming the variable, with a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigError, LogFormat, RawServerSettings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "finchgate",
+    version,
+    about = "Connect payroll providers through Finch, for many tenants."
+)]
+pub struct Cli {
+    /// Log format: pretty or json.
+    #[arg(long, env = "FINCHGATE_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the production server (migrates first).
+    Serve(ServerArgs),
+    /// Migrate, seed demo data, start the Finch sandbox emulator and the server; print the URL and logins.
+    Demo(DemoArgs),
+    /// Run pending database migrations.
+    Migrate(DatabaseArgs),
+    /// Run the Finch sandbox emulator alone.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL, e.g. postgres://postgres@127.0.0.1:5432/finchgate.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FINCHGATE_BIND")]
+    pub bind: Option<String>,
+    /// The URL browsers use to reach finchgate, e.g. https://finchgate.example.com.
+    #[arg(long, env = "FINCHGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Master keys: id:base64-of-32-bytes, comma-separated.
+    #[arg(long, env = "FINCHGATE_MASTER_KEYS", hide_env_values = true)]
+    pub master_keys: Option<String>,
+    /// Id of the master key used for new encryptions [default: the last listed].
+    #[arg(long, env = "FINCHGATE_ACTIVE_KEY_ID")]
+    pub active_key_id: Option<String>,
+    /// Base64 of at least 64 random bytes, for session cookies.
+    #[arg(long, env = "FINCHGATE_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+    /// Finch API base URL [default: https://api.tryfinch.com].
+    #[arg(long, env = "FINCH_API_URL")]
+    pub finch_api_url: Option<String>,
+    /// Finch Connect base URL [default: https://connect.tryfinch.com].
+    #[arg(long, env = "FINCH_CONNECT_URL")]
+    pub finch_connect_url: Option<String>,
+}
+
+impl ServerArgs {
+    fn raw(&self) -> RawServerSettings {
+        RawServerSettings {
+            database_url: self.database.database_url.clone(),
+            bind: self.bind.clone(),
+            public_url: self.public_url.clone(),
+            master_keys: self.master_keys.clone(),
+            active_key_id: self.active_key_id.clone(),
+            session_secret: self.session_secret.clone(),
+            finch_api_url: self.finch_api_url.clone(),
+            finch_connect_url: self.finch_connect_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// PostgreSQL connection URL; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = crate::demo::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Address of the finchgate server.
+    #[arg(long, env = "FINCHGATE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Address of the in-process Finch sandbox emulator.
+    #[arg(long, env = "FINCHGATE_SANDBOX_BIND", default_value = "127.0.0.1:8090")]
+    pub sandbox_bind: String,
+    /// Where the development keys and demo logins are kept (created on first run).
+    #[arg(
+        long,
+        env = "FINCHGATE_DEV_FILE",
+        default_value = ".finchgate-dev/demo.json"
+    )]
+    pub dev_file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FINCHGATE_SANDBOX_BIND", default_value = "127.0.0.1:8090")]
+    pub bind: String,
+    /// Base URL that Connect links point at [default: http://<bind>].
+    #[arg(long, env = "FINCHGATE_SANDBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Registered applications: client_id:client_secret, comma-separated.
+    #[arg(long = "apps", env = "FINCHGATE_SANDBOX_APPS", hide_env_values = true)]
+    pub apps: Option<String>,
+}
+
+/// Why a command stopped: bad configuration (exit 2) or a failure while running (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for CliError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Runtime(error.into())
+    }
+}
+
+/// Parses the command line, runs the command, and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match LogFormat::parse(cli.log_format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => return report(&CliError::Config(e)),
+    };
+    crate::telemetry::init(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return report(&CliError::Runtime(anyhow::anyhow!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(error: &CliError) -> ExitCode {
+    // One line on stderr, whatever the logger is doing.
+    let line = error.to_string().replace('\n', " ");
+    eprintln!("finchgate: {line}");
+    match error {
+        CliError::Config(_) => ExitCode::from(2),
+        CliError::Runtime(_) => ExitCode::from(1),
+    }
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Sandbox(args) => sandbox(args).await,
+    }
+}
+
+async fn serve(args: ServerArgs) -> Result<(), CliError> {
+    let settings = args.raw().validate()?;
+    crate::db::check_reachable(&settings.database)
+        .await
+        .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
+    let applied = crate::db::migrations::run_pending(&settings.database.url).await?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "applied migrations");
+    }
+    let pool = crate::db::pool(&settings.database)?;
+    crate::db::check_connection(&pool)
+        .await
+        .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
+    check_keys(&pool, &settings).await?;
+    let app = crate::startup::Application::build(settings, pool, Default::default())?;
+    tracing::info!(port = app.port(), "finchgate is listening");
+    run_until_signal(app).await
+}
+
+/// The boot-time key check: refuse to start with keys that do not match the database.
+pub async fn check_keys(
+    pool: &crate::db::Pool,
+    settings: &crate::config::Settings,
+) -> Result<(), CliError> {
+    let vault = crate::vault::Vault::new(settings.keyring.clone());
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::db::describe_pool_error(&e)))?;
+    crate::db::transaction(&mut conn, crate::db::Scope::System, async |conn| {
+        crate::keys::register_and_check(conn, &vault).await
+    })
+    .await
+    .map_err(|e| match e {
+        crate::keys::KeyCheckError::Mismatch(_) | crate::keys::KeyCheckError::Missing { .. } => {
+            let message = e.to_string();
+            let problem = message
+                .trim_start_matches("FINCHGATE_MASTER_KEYS: ")
+                .to_owned();
+            CliError::Config(ConfigError::new("FINCHGATE_MASTER_KEYS", problem))
+        }
+        other => CliError::Runtime(other.into()),
+    })
+}
+
+/// Serves until Ctrl-C or SIGTERM, then stops gracefully.
+pub async fn run_until_signal(app: crate::startup::Application) -> Result<(), CliError> {
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.stop(true).await;
+    server
+        .await
+        .map_err(|e| anyhow::anyhow!("server task failed: {e}"))?
+        .map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => drop(ctrl_c.await),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(ctrl_c.await);
+}
+
+async fn migrate(args: DatabaseArgs) -> Result<(), CliError> {
+    let database = crate::config::DatabaseSettings::parse(args.database_url.as_deref())?;
+    let applied = crate::db::migrations::run_pending(&database.url)
+        .await
+        .map_err(|e| ConfigError::new("DATABASE_URL", format!("{e:#}")))?;
+    if applied.is_empty() {
+        println!("The database is up to date.");
+    } else {
+        println!(
+            "Applied {} migration(s): {}",
+            applied.len(),
+            applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn sandbox(args: SandboxArgs) -> Result<(), CliError> {
+    use crate::sandbox::{SandboxApp, SandboxConfig};
+    let bind =
+        crate::config::parse_bind("FINCHGATE_SANDBOX_BIND", Some(&args.bind), "127.0.0.1:8090")?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(|raw| crate::config::parse_base_url("FINCHGATE_SANDBOX_PUBLIC_URL", raw))
+        .transpose()?;
+    let apps = match args
+        .apps
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(raw) => SandboxApp::parse_list(raw)
+            .map_err(|e| ConfigError::new("FINCHGATE_SANDBOX_APPS", e))?,
+        None => Vec::new(),
+    };
+    let listener = std::net::TcpListener::bind(bind).map_err(|e| {
+        ConfigError::new(
+            "FINCHGATE_SANDBOX_BIND",
+            format!("cannot listen on {bind}: {e}"),
+        )
+    })?;
+    crate::sandbox::run(SandboxConfig {
+        listener,
+        public_url,
+        apps,
+        code_ttl: std::time::Duration::from_secs(600),
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! Settings from flags and environment, validated at load: a bad value is one clear line, never a panic.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use url::Url;
+
+use crate::vault::Keyring;
+
+/// A configuration problem, naming the variable (or flag) and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ConfigError> {
+        match raw.map(str::trim) {
+            None | Some("") | Some("pretty") => Ok(Self::Pretty),
+            Some("json") => Ok(Self::Json),
+            Some(other) => Err(ConfigError::new(
+                "FINCHGATE_LOG_FORMAT",
+                format!("expected \"pretty\" or \"json\", got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Everything the web server needs, validated. Tests build this directly.
+#[derive(Debug)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub bind: SocketAddr,
+    /// The URL browsers use to reach finchgate (no trailing slash); https in production.
+    pub public_url: Url,
+    pub keyring: std::sync::Arc<Keyring>,
+    /// Key material for signing session cookies (at least 64 bytes).
+    pub session_secret: SecretBox<Vec<u8>>,
+    pub finch: FinchSettings,
+}
+
+impl Settings {
+    /// Whether cookies must be `Secure` and carry the `__Host-` prefix, and HSTS is sent.
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// Where Finch (or the sandbox emulator) lives and how patient we are with it.
+#[derive(Debug, Clone)]
+pub struct FinchSettings {
+    pub api_url: Url,
+    pub connect_url: Url,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl FinchSettings {
+    pub fn new(api_url: Url, connect_url: Url) -> Self {
+        Self {
+            api_url,
+            connect_url,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The PostgreSQL connection string (it may hold a password, hence secret) and pool size.
+#[derive(Debug)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: usize,
+}
+
+impl DatabaseSettings {
+    /// Parses and checks `DATABASE_URL`: a `postgres://` URL that names a database.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ConfigError> {
+        const VAR: &str = "DATABASE_URL";
+        let raw = required(
+            VAR,
+            raw,
+            "e.g. postgres://postgres@127.0.0.1:5432/finchgate",
+        )?;
+        let url =
+            Url::parse(raw).map_err(|e| ConfigError::new(VAR, format!("not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::new(
+                VAR,
+                format!("expected a postgres:// URL, got scheme {:?}", url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::new(VAR, "the URL names no host"));
+        }
+        if database_name(&url).is_none() {
+            return Err(ConfigError::new(
+                VAR,
+                "the URL names no database (add /<name> after the host)",
+            ));
+        }
+        Ok(Self {
+            url: SecretString::from(raw.to_owned()),
+            max_connections: 16,
+        })
+    }
+
+    /// The database name the URL points at.
+    pub fn database_name(&self) -> Option<String> {
+        Url::parse(self.url.expose_secret())
+            .ok()
+            .and_then(|u| database_name(&u))
+    }
+
+    /// The same server, another database (e.g. `postgres`, to create this one).
+    pub fn with_database(&self, name: &str) -> SecretString {
+        match Url::parse(self.url.expose_secret()) {
+            Ok(mut url) => {
+                url.set_path(&format!("/{name}"));
+                SecretString::from(url.to_string())
+            }
+            Err(_) => self.url.clone(),
+        }
+    }
+}
+
+fn database_name(url: &Url) -> Option<String> {
+    let name = url.path().trim_start_matches('/');
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
+}
+
+fn required<'a>(
+    var: &'static str,
+    raw: Option<&'a str>,
+    hint: &str,
+) -> Result<&'a str, ConfigError> {
+    match raw.map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(ConfigError::new(var, format!("is not set ({hint})"))),
+    }
+}
+
+/// Parses a listen address such as `127.0.0.1:8080`.
+pub fn parse_bind(
+    var: &'static str,
+    raw: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let raw = raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(default);
+    raw.parse().map_err(|_| {
+        ConfigError::new(
+            var,
+            format!("expected an address like 127.0.0.1:8080, got {raw:?}"),
+        )
+    })
+}
+
+/// Parses a base URL; https is required unless the host is a loopback address (the sandbox).
+pub fn parse_base_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| ConfigError::new(var, format!("not a valid URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::new(
+                var,
+                "must use https (plain http is accepted only for loopback hosts such as 127.0.0.1)",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                var,
+                format!("expected an https URL, got scheme {other:?}"),
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(var, "the URL names no host"));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ConfigError::new(
+            var,
+            "must be a plain base URL without query, fragment or credentials",
+        ));
+    }
+    Ok(url)
+}
+
+/// Whether a URL's host is a loopback address or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Decodes `FINCHGATE_SESSION_SECRET`: standard base64 of at least 64 random bytes.
+pub fn parse_session_secret(raw: Option<&str>) -> Result<SecretBox<Vec<u8>>, ConfigError> {
+    const VAR: &str = "FINCHGATE_SESSION_SECRET";
+    let raw = required(
+        VAR,
+        raw,
+        "base64 of at least 64 random bytes, e.g. from `openssl rand -base64 64`",
+    )?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|_| ConfigError::new(VAR, "is not valid base64"))?;
+    if bytes.len() < 64 {
+        return Err(ConfigError::new(
+            VAR,
+            format!("must decode to at least 64 bytes, got {}", bytes.len()),
+        ));
+    }
+    Ok(SecretBox::new(Box::new(bytes)))
+}
+
+/// Parses `FINCHGATE_MASTER_KEYS` and `FINCHGATE_ACTIVE_KEY_ID` into a keyring.
+pub fn parse_keyring(
+    master_keys: Option<&str>,
+    active: Option<&str>,
+) -> Result<std::sync::Arc<Keyring>, ConfigError> {
+    const VAR: &str = "FINCHGATE_MASTER_KEYS";
+    let raw = required(
+        VAR,
+        master_keys,
+        "id:base64-of-32-bytes[,id:base64…]; `finchgate keys generate` makes one",
+    )?;
+    let active = active.map(str::trim).filter(|s| !s.is_empty());
+    Keyring::parse(raw, active)
+        .map(std::sync::Arc::new)
+        .map_err(|e| {
+            let message = e.to_string();
+            if message.contains("FINCHGATE_ACTIVE_KEY_ID") {
+                ConfigError::new("FINCHGATE_ACTIVE_KEY_ID", message)
+            } else {
+                ConfigError::new(VAR, message)
+            }
+        })
+}
+
+/// Raw values as they came from flags or the environment, before validation.
+#[derive(Debug, Default, Clone)]
+pub struct RawServerSettings {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub public_url: Option<String>,
+    pub master_keys: Option<String>,
+    pub active_key_id: Option<String>,
+    pub session_secret: Option<String>,
+    pub finch_api_url: Option<String>,
+    pub finch_connect_url: Option<String>,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_FINCH_API_URL: &str = "https://api.tryfinch.com";
+pub const DEFAULT_FINCH_CONNECT_URL: &str = "https://connect.tryfinch.com";
+
+impl RawServerSettings {
+    /// Validates every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let database = DatabaseSettings::parse(self.database_url.as_deref())?;
+        let bind = parse_bind("FINCHGATE_BIND", self.bind.as_deref(), DEFAULT_BIND)?;
+        let public_url = match self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(raw) => parse_base_url("FINCHGATE_PUBLIC_URL", raw)?,
+            None if bind.ip().is_loopback() => {
+                parse_base_url("FINCHGATE_PUBLIC_URL", &format!("http://{bind}"))?
+            }
+            None => {
+                return Err(ConfigError::new(
+                    "FINCHGATE_PUBLIC_URL",
+                    "is not set; it is required when FINCHGATE_BIND is not a loopback address (e.g. https://finchgate.example.com)",
+                ));
+            }
+        };
+        let keyring = parse_keyring(self.master_keys.as_deref(), self.active_key_id.as_deref())?;
+        let session_secret = parse_session_secret(self.session_secret.as_deref())?;
+        let api_url = parse_base_url(
+            "FINCH_API_URL",
+            self.finch_api_url
+                .as_deref()
+                .unwrap_or(DEFAULT_FINCH_API_URL),
+        )?;
+        let connect_url = parse_base_url(
+            "FINCH_CONNECT_URL",
+            self.finch_connect_url
+                .as_deref()
+                .unwrap_or(DEFAULT_FINCH_CONNECT_URL),
+        )?;
+        Ok(Settings {
+            database,
+            bind,
+            public_url,
+            keyring,
+            session_secret,
+            finch: FinchSettings::new(api_url, connect_url),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_without_a_database_name_is_refused() {
+        let err = DatabaseSettings::parse(Some("postgres://127.0.0.1:5432")).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(err.problem.contains("names no database"), "{err}");
+    }
+
+    #[test]
+    fn a_mysql_url_is_refused_with_its_scheme_named() {
+        let err = DatabaseSettings::parse(Some("mysql://h/db")).unwrap_err();
+        assert!(err.problem.contains("\"mysql\""), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_accepted_only_for_loopback_hosts() {
+        assert!(parse_base_url("FINCH_API_URL", "http://127.0.0.1:9000").is_ok());
+        assert!(parse_base_url("FINCH_API_URL", "http://localhost:9000").is_ok());
+        assert!(parse_base_url("FINCH_API_URL", "http://[::1]:9000").is_ok());
+        let err = parse_base_url("FINCH_API_URL", "http://api.tryfinch.com").unwrap_err();
+        assert!(err.problem.contains("https"), "{err}");
+        assert!(parse_base_url("FINCH_API_URL", "https://user:pw@api.tryfinch.com").is_err());
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused_with_its_length() {
+        let raw = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let err = parse_session_secret(Some(&raw)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FINCHGATE_SESSION_SECRET: must decode to at least 64 bytes, got 32"
+        );
+    }
+
+    #[test]
+    fn an_unknown_log_format_is_refused() {
+        assert_eq!(LogFormat::parse(Some("json")).unwrap(), LogFormat::Json);
+        assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn a_non_loopback_bind_needs_a_public_url() {
+        let raw = RawServerSettings {
+            database_url: Some("postgres://h/db".into()),
+            bind: Some("0.0.0.0:8080".into()),
+            ..Default::default()
+        };
+        let err = raw.validate().unwrap_err();
+        assert_eq!(err.var, "FINCHGATE_PUBLIC_URL");
+    }
+}

@@ -1,0 +1,46 @@
+//! `audit_events`: who changed what. Field names, never secret values.
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use uuid::Uuid;
+
+use crate::db::prelude::*;
+use crate::db::schema::audit_events;
+
+/// One audit event to record.
+#[derive(Debug, Default)]
+pub struct Event<'a> {
+    pub tenant_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    /// anonymous | operator | tenant_admin | system | cli
+    pub actor_kind: &'a str,
+    pub action: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<String>,
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) -> QueryResult<usize> {
+    let details = if event.details.is_null() {
+        serde_json::json!({})
+    } else {
+        event.details
+    };
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::tenant_id.eq(event.tenant_id),
+            audit_events::actor_user_id.eq(event.actor_user_id),
+            audit_events::actor_kind.eq(event.actor_kind),
+            audit_events::action.eq(event.action),
+            audit_events::target_type.eq(event.target_type),
+            audit_events::target_id.eq(event.target_id),
+            audit_events::details.eq(details),
+            audit_events::ip.eq(event.ip),
+            audit_events::request_id.eq(event
+                .request_id
+                .or_else(crate::telemetry::current_request_id)),
+        ))
+        .execute(conn)
+        .await
+}

@@ -1,0 +1,10 @@
+//! Row types and queries, one file per table; tenant-owned queries take the tenant id.
+
+pub mod audit;
+pub mod connections;
+pub mod credentials;
+pub mod keyring;
+pub mod rate_limits;
+pub mod redirect_uris;
+pub mod tenants;
+pub mod users;

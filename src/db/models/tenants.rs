@@ -1,0 +1,65 @@
+//! `tenants`: the companies using finchgate, with their Finch settings.
+
+use crate::db::prelude::*;
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use uuid::Uuid;
+
+use crate::db::schema::tenants;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub finch_sandbox: String,
+    pub default_products: Vec<String>,
+    pub credentials_version: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct NewTenant<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub finch_sandbox: &'a str,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewTenant<'_>) -> QueryResult<Tenant> {
+    diesel::insert_into(tenants::table)
+        .values(new)
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResult<Option<Tenant>> {
+    tenants::table
+        .filter(tenants::slug.eq(slug))
+        .select(Tenant::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Tenant>> {
+    tenants::table
+        .find(id)
+        .select(Tenant::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Every tenant visible in the current scope, by slug.
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Tenant>> {
+    tenants::table
+        .order(tenants::slug)
+        .select(Tenant::as_select())
+        .load(conn)
+        .await
+}

@@ -1,0 +1,67 @@
+//! Scoped transactions: every unit of database work declares whose rows it may see.
+//!
+//! Pool connections run as the `finchgate_app` role, which row-level security confines to the
+//! scope set for the current transaction (`set_config(..., true)` lasts until commit/rollback,
+//! so nothing leaks to the next user of a pooled connection). See migration 000003.
+
+use diesel::sql_types::Text;
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl as _, TransactionManager as _,
+};
+use uuid::Uuid;
+
+/// Whose rows a transaction may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One tenant's rows (a tenant admin's request).
+    Tenant(Uuid),
+    /// Every tenant's rows except access tokens (the operator console).
+    Operator,
+    /// Every row (sign-in, sessions, background jobs, CLI).
+    System,
+}
+
+impl Scope {
+    fn settings(self) -> (&'static str, String) {
+        match self {
+            Self::Tenant(id) => ("tenant", id.to_string()),
+            Self::Operator => ("operator", String::new()),
+            Self::System => ("system", String::new()),
+        }
+    }
+}
+
+/// Runs `work` in a transaction with `scope` set; commits on `Ok`, rolls back on `Err`.
+pub async fn transaction<R, E>(
+    conn: &mut AsyncPgConnection,
+    scope: Scope,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, E>,
+) -> Result<R, E>
+where
+    E: From<diesel::result::Error>,
+{
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let (name, tenant) = scope.settings();
+    let set = diesel::sql_query(
+        "SELECT set_config('app.scope', $1, true), set_config('app.tenant_id', $2, true)",
+    )
+    .bind::<Text, _>(name)
+    .bind::<Text, _>(tenant)
+    .execute(conn)
+    .await;
+    if let Err(error) = set {
+        drop(AnsiTransactionManager::rollback_transaction(conn).await);
+        return Err(error.into());
+    }
+    match work(conn).await {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The error that matters is the work's; a failed rollback closes the connection anyway.
+            drop(AnsiTransactionManager::rollback_transaction(conn).await);
+            Err(error)
+        }
+    }
+}

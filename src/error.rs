@@ -1,0 +1,112 @@
+//! One error type for handlers: a status, a message a person can act on, and the cause for the log.
+//!
+//! The page shows the user's message and a correlation id (the request id); the cause chain is
+//! logged once, here, and never rendered.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+/// Errors a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    /// Not signed in (or the session ended): go to the login page.
+    #[error("login required")]
+    LoginRequired,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("too many requests")]
+    TooManyRequests,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    fn title_and_message(&self) -> (&'static str, String) {
+        match self {
+            Self::LoginRequired => ("Sign in required", "Please sign in to continue.".into()),
+            Self::NotFound => ("Not found", "There is nothing here. Check the address, or go back to the start page.".into()),
+            Self::BadRequest(m) => ("That request could not be used", m.clone()),
+            Self::Forbidden(m) => ("Not allowed", m.clone()),
+            Self::TooManyRequests => ("Too many requests", "Please wait a minute and try again.".into()),
+            Self::Unavailable(m) => ("Temporarily unavailable", m.clone()),
+            Self::Internal(_) => (
+                "Something went wrong on our side",
+                "The problem has been logged. Try again; if it persists, give the reference below to your operator.".into(),
+            ),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for AppError {
+    fn from(error: crate::db::DbError) -> Self {
+        match error {
+            crate::db::DbError::Unavailable(_) => {
+                tracing::error!(error = %error, "database unavailable");
+                Self::Unavailable(
+                    "The database is not reachable right now. Try again in a minute.".into(),
+                )
+            }
+            crate::db::DbError::Query(e) => Self::internal(e),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    reference: Option<String>,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let Self::LoginRequired = self {
+            return HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, "/login"))
+                .finish();
+        }
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let (title, message) = self.title_and_message();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: &message,
+            reference: crate::telemetry::current_request_id(),
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| format!("{} {title}", status.as_u16()));
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .body(body)
+    }
+}

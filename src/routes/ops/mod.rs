@@ -1,0 +1,3 @@
+//! Pages under `/ops`: the operator console.
+
+pub mod tenants;

@@ -1,0 +1,3 @@
+//! Pages under `/t/{slug}`: a tenant admin's own tenant.
+
+pub mod home;

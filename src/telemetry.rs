@@ -1,0 +1,150 @@
+//! Logging, request ids, the access log (paths without query strings) and Prometheus metrics.
+//!
+//! A callback URL carries an authorization code and a state in its query string, so nothing here
+//! ever records a query string, a header value or a body: only method, path, route, status, latency.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage as _};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber. `RUST_LOG` filters (default `info`). Safe to call twice.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    // A second init (tests, demo re-entry) keeps the first subscriber.
+    drop(result);
+}
+
+/// The root span of a request: method, path (never the query string), route, request id.
+pub struct FinchgateRootSpan;
+
+impl RootSpanBuilder for FinchgateRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request.extensions().get::<RequestId>().copied();
+        tracing::info_span!(
+            "http_request",
+            method = %request.method(),
+            path = %request.path(),
+            request_id = request_id.map(tracing::field::display),
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let status = match outcome {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        span.record("status", status);
+    }
+}
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: RequestId;
+}
+
+/// The id of the request being served by this task, for error pages ("reference: …").
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(|id| id.to_string()).ok()
+}
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Access log + request metrics + `X-Request-Id` on every response. Runs inside the root span.
+pub async fn access_log(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.path().to_owned();
+    let request_id = request.extensions().get::<RequestId>().copied();
+    let result = match request_id {
+        Some(id) => CURRENT_REQUEST_ID.scope(id, next.call(request)).await,
+        None => next.call(request).await,
+    };
+    let elapsed = started.elapsed();
+    let (status, route) = match &result {
+        Ok(response) => (
+            response.status().as_u16(),
+            response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+        ),
+        Err(error) => (
+            error.as_response_error().status_code().as_u16(),
+            "unmatched".to_owned(),
+        ),
+    };
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    tracing::info!(target: "finchgate::access", %method, %path, %route, status, latency_ms, "request");
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
+    let mut response = result?;
+    if let Some(id) = request_id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The process-wide Prometheus recorder. Metrics are global by nature; installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("duration_seconds".to_owned()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. by an embedding program): then ours
+        // only renders what it records, which is still a valid (if partial) exposition.
+        drop(metrics::set_global_recorder(recorder));
+        handle
+    })
+}

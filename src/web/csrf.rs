@@ -1,0 +1,126 @@
+//! CSRF defence on every state-changing request (SECURITY.md CS-1, CS-2).
+//!
+//! Two checks, both before any handler runs: (1) Fetch Metadata and Origin — a cross-site
+//! `Sec-Fetch-Site` or a foreign `Origin` is refused; (2) the synchronizer token — the
+//! `X-CSRF-Token` header or the form's `csrf_token` field must equal the token in the
+//! server-side session (constant-time comparison). The login form is covered too: GET /login
+//! creates the pre-session that holds its token.
+
+use actix_session::SessionExt as _;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, ORIGIN};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage as _, ResponseError as _, web};
+use futures_util::StreamExt as _;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::session::SessionData;
+
+const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
+const FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+/// Forms are small; a body this large is not a form of ours.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn refuse(message: &str) -> AppError {
+    AppError::Forbidden(message.to_owned())
+}
+
+const EXPIRED: &str =
+    "This form has expired or did not come from finchgate. Reload the page and try again.";
+
+pub async fn protect(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if is_safe(request.method()) {
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    if let Err(error) = check(&mut request).await {
+        tracing::warn!(path = %request.path(), reason = %error, "CSRF check refused a request");
+        let response = error.error_response();
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn check(request: &mut ServiceRequest) -> Result<(), AppError> {
+    let headers = request.headers();
+    if let Some(site) = headers.get(FETCH_SITE).and_then(|v| v.to_str().ok())
+        && site.eq_ignore_ascii_case("cross-site")
+    {
+        return Err(refuse("Requests from other sites are not accepted."));
+    }
+    if let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
+        let expected = request
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.public_url.origin().ascii_serialization());
+        if expected.as_deref() != Some(origin) {
+            return Err(refuse("Requests from other sites are not accepted."));
+        }
+    }
+    let session = request.get_session();
+    let Some(expected) = SessionData(&session).existing_csrf_token() else {
+        return Err(refuse(EXPIRED));
+    };
+    let presented = match request
+        .headers()
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(token) => Some(token.to_owned()),
+        None => form_token(request).await?,
+    };
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(refuse(EXPIRED)),
+    }
+}
+
+/// Reads an urlencoded body, finds `csrf_token`, and puts the body back for the handler.
+async fn form_token(request: &mut ServiceRequest) -> Result<Option<String>, AppError> {
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok(None);
+    }
+    let mut payload = request.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(AppError::BadRequest("The form is too large.".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "csrf_token")
+        .map(|(_, value)| value.into_owned());
+    request.set_payload(Payload::from(body));
+    Ok(token)
+}

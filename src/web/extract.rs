@@ -1,0 +1,142 @@
+//! Authorization as extractors: a handler's signature states its privilege.
+//!
+//! `CurrentUser` is anyone signed in; `Operator` is platform staff; `TenantAdmin` is an admin of
+//! the tenant named in the path. Anonymous requests are sent to the login page; a signed-in user
+//! asking for something outside their reach gets 404, so existence is not revealed.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::SessionExt as _;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use uuid::Uuid;
+
+use crate::db::models::{tenants, users};
+use crate::db::{Scope, transaction};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::session::SessionData;
+
+/// A signed-in, enabled user.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub tenant_id: Option<Uuid>,
+}
+
+impl CurrentUser {
+    pub fn is_operator(&self) -> bool {
+        self.role == users::ROLE_OPERATOR
+    }
+}
+
+/// An operator (platform staff).
+#[derive(Debug, Clone)]
+pub struct Operator(pub CurrentUser);
+
+/// An admin of the tenant named by the `{slug}` path segment.
+#[derive(Debug, Clone)]
+pub struct TenantAdmin {
+    pub user: CurrentUser,
+    pub tenant: tenants::Tenant,
+}
+
+impl TenantAdmin {
+    pub fn scope(&self) -> Scope {
+        Scope::Tenant(self.tenant.id)
+    }
+}
+
+type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
+
+async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
+    let session = req.get_session();
+    let Some(user_id) = SessionData(&session).user_id() else {
+        return Err(AppError::LoginRequired);
+    };
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
+    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let user = transaction(&mut conn, Scope::System, async |conn| {
+        users::find(conn, user_id).await
+    })
+    .await
+    .map_err(crate::db::DbError::from)?;
+    match user {
+        Some(user) if user.disabled_at.is_none() => Ok(CurrentUser {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+            tenant_id: user.tenant_id,
+        }),
+        _ => {
+            SessionData(&session).sign_out();
+            Err(AppError::LoginRequired)
+        }
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { current_user(&req).await })
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = AppError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = current_user(&req).await?;
+            if user.is_operator() {
+                Ok(Operator(user))
+            } else {
+                Err(AppError::NotFound)
+            }
+        })
+    }
+}
+
+impl FromRequest for TenantAdmin {
+    type Error = AppError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = current_user(&req).await?;
+            let slug = req.match_info().get("slug").unwrap_or_default().to_owned();
+            let Some(tenant_id) = user
+                .tenant_id
+                .filter(|_| user.role == users::ROLE_TENANT_ADMIN)
+            else {
+                return Err(AppError::NotFound);
+            };
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
+            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+            // In the user's own tenant scope: another tenant's slug cannot even be seen.
+            let tenant = transaction(&mut conn, Scope::Tenant(tenant_id), async |conn| {
+                tenants::find_by_slug(conn, &slug).await
+            })
+            .await
+            .map_err(crate::db::DbError::from)?;
+            match tenant {
+                Some(tenant) if tenant.id == tenant_id && tenant.status == "active" => {
+                    Ok(TenantAdmin { user, tenant })
+                }
+                _ => Err(AppError::NotFound),
+            }
+        })
+    }
+}

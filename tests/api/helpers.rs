@@ -1,0 +1,407 @@
+//! `spawn_app()` and the per-test database.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use finchgate::config::{DatabaseSettings, FinchSettings, Settings};
+use finchgate::state::OffsetClock;
+use secrecy::{ExposeSecret as _, SecretBox, SecretString};
+use url::Url;
+
+/// The server used by the tests: `TEST_DATABASE_URL` (any database on it; the tests create their own).
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn url_for(database: &str) -> String {
+    let mut url = Url::parse(&server_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+async fn maintenance_connection() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&url_for("postgres"))
+        .await
+        .expect("the test PostgreSQL server is reachable (start it with pg_ctlcluster, see README)")
+}
+
+/// A database of its own for one test, dropped (forcefully) when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: SecretString,
+}
+
+impl TestDatabase {
+    /// A new database cloned from the migrated template.
+    pub async fn migrated() -> Self {
+        let template = ensure_template().await;
+        let name = format!("finchgate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = maintenance_connection().await;
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database from the template");
+        Self {
+            url: SecretString::from(url_for(&name)),
+            name,
+        }
+    }
+
+    /// A new, empty database (no migrations).
+    pub async fn empty() -> Self {
+        let name = format!("finchgate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = maintenance_connection().await;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create an empty test database");
+        Self {
+            url: SecretString::from(url_for(&name)),
+            name,
+        }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(self.url.expose_secret())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Drops the database now (terminating its connections), e.g. to simulate losing it.
+    pub async fn drop_now(&self) {
+        drop_database(&self.name).await;
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block on: use a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(drop_database(&name)))
+        })
+        .join();
+        drop(dropped);
+    }
+}
+
+async fn drop_database(name: &str) {
+    let mut conn = maintenance_connection().await;
+    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// The migrated template database, named after a hash of the migration files, created once
+/// (across test processes, under an advisory lock).
+async fn ensure_template() -> String {
+    let name = format!("finchgate_tpl_{}", migrations_fingerprint());
+    let mut conn = maintenance_connection().await;
+    diesel::sql_query("SELECT pg_advisory_lock(724137)")
+        .execute(&mut conn)
+        .await
+        .expect("advisory lock");
+    let exists: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut conn)
+            .await
+            .expect("look up the template");
+    if !exists.exists {
+        let building = format!("{name}_building");
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .expect("drop stale template");
+        diesel::sql_query(format!("CREATE DATABASE {building}"))
+            .execute(&mut conn)
+            .await
+            .expect("create template");
+        finchgate::db::migrations::run_pending(&SecretString::from(url_for(&building)))
+            .await
+            .expect("migrate the template database");
+        diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("rename template");
+    }
+    diesel::sql_query("SELECT pg_advisory_unlock(724137)")
+        .execute(&mut conn)
+        .await
+        .expect("advisory unlock");
+    name
+}
+
+fn migrations_fingerprint() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = walk(&dir);
+    files.sort();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for file in files {
+        ctx.update(file.to_string_lossy().as_bytes());
+        ctx.update(&std::fs::read(&file).expect("read a migration file"));
+    }
+    ctx.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("read migrations dir")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A random `id:base64` master key list, as `FINCHGATE_MASTER_KEYS` takes it.
+pub fn random_master_keys(id: &str) -> String {
+    format!(
+        "{id}:{}",
+        base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>())
+    )
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("random bytes");
+    bytes
+}
+
+/// The running application of one test.
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub pool: finchgate::db::Pool,
+    pub clock: Arc<OffsetClock>,
+    pub sandbox: finchgate::sandbox::Sandbox,
+    pub client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request the app")
+    }
+
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        self.sandbox.stop().await;
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to adjust the settings first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDatabase::migrated().await;
+    let sandbox = finchgate::sandbox::Sandbox::start(finchgate::sandbox::SandboxConfig {
+        listener: TcpListener::bind("127.0.0.1:0").expect("bind the sandbox"),
+        public_url: None,
+        apps: Vec::new(),
+        code_ttl: std::time::Duration::from_secs(600),
+    })
+    .await
+    .expect("start the sandbox emulator");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the app");
+    let port = listener.local_addr().expect("local addr").port();
+    let address = format!("http://127.0.0.1:{port}");
+    let settings = Settings {
+        database: DatabaseSettings {
+            url: db.url.clone(),
+            max_connections: 8,
+        },
+        bind: listener.local_addr().expect("local addr"),
+        public_url: Url::parse(&address).expect("url"),
+        keyring: finchgate::config::parse_keyring(Some(&random_master_keys("test1")), None)
+            .expect("keyring"),
+        session_secret: SecretBox::new(Box::new(random_bytes::<64>().to_vec())),
+        finch: FinchSettings::new(sandbox.base_url(), sandbox.base_url()),
+    };
+    let mut settings = settings;
+    adjust(&mut settings);
+    let pool = finchgate::db::pool(&settings.database).expect("pool");
+    let clock = Arc::new(OffsetClock::default());
+    let app = finchgate::startup::Application::build_with_listener(
+        settings,
+        listener,
+        pool.clone(),
+        finchgate::startup::Overrides {
+            clock: clock.clone(),
+            workers: 2,
+        },
+    )
+    .expect("build the application");
+    let server = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        db,
+        pool,
+        clock,
+        sandbox,
+        client,
+        server,
+    }
+}
+
+/// Pulls the hidden `csrf_token` value out of a page.
+pub fn csrf_token_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("the page has a csrf_token field") + marker.len();
+    let end = html[start..].find('"').expect("the value ends") + start;
+    html[start..end].to_owned()
+}
+
+/// A user the tests can sign in as.
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+}
+
+impl TestApp {
+    /// A client with its own cookie jar (another browser).
+    pub fn new_browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .expect("client")
+    }
+
+    pub async fn create_tenant(&self, slug: &str) -> uuid::Uuid {
+        let mut conn = self.pool.get().await.unwrap();
+        finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+            finchgate::db::models::tenants::insert(
+                conn,
+                &finchgate::db::models::tenants::NewTenant {
+                    slug,
+                    name: slug,
+                    finch_sandbox: "finch",
+                },
+            )
+            .await
+            .map(|t| t.id)
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn create_user(&self, email: &str, tenant_id: Option<uuid::Uuid>) -> TestUser {
+        let password = format!("pw-{}", uuid::Uuid::new_v4());
+        let hash = finchgate::auth::password::PasswordHasher::new(2)
+            .hash(&SecretString::from(password.clone()))
+            .await
+            .unwrap();
+        let role = if tenant_id.is_some() {
+            "tenant_admin"
+        } else {
+            "operator"
+        };
+        let mut conn = self.pool.get().await.unwrap();
+        let user =
+            finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+                finchgate::db::models::users::insert(
+                    conn,
+                    &finchgate::db::models::users::NewUser {
+                        email,
+                        password_hash: Some(&hash),
+                        role,
+                        tenant_id,
+                    },
+                )
+                .await
+            })
+            .await
+            .unwrap();
+        TestUser {
+            id: user.id,
+            email: email.to_owned(),
+            password,
+        }
+    }
+
+    /// GET /login then POST the form with `client`'s cookies; returns the POST's response.
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = client
+            .get(format!("{}/login", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_token_in(&page);
+        client
+            .post(format!("{}/login", self.address))
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("csrf_token", csrf.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with the app's default client; panics unless it lands on a home page.
+    pub async fn login(&self, user: &TestUser) {
+        let response = self
+            .login_with(&self.client, &user.email, &user.password)
+            .await;
+        assert_eq!(response.status(), 303, "sign-in succeeds");
+    }
+
+    /// The CSRF token of `client`'s session, read from a page that carries one.
+    pub async fn csrf_of(&self, client: &reqwest::Client, path: &str) -> String {
+        let page = client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csrf_token_in(&page)
+    }
+}

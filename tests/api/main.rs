@@ -1,0 +1,15 @@
+//! finchgate's integration tests: the real application on port 0, a fresh PostgreSQL database per
+//! test (cloned from a migrated template), and the Finch sandbox emulator in-process.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test should fail loudly at the line that broke"
+)]
+
+mod auth;
+mod config;
+mod health;
+mod helpers;
+mod isolation;
+mod migrations;
+mod sandbox;
