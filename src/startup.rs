@@ -54,10 +54,12 @@ impl Application {
         // Installing the recorder now makes the first /metrics scrape complete.
         crate::telemetry::metrics_handle();
         let vault = Arc::new(crate::vault::Vault::new(settings.keyring.clone()));
+        let finch = crate::finch::client::FinchClient::new(&settings.finch)?;
         let state = web::Data::new(AppState {
             db: pool.clone(),
             vault,
             hasher: crate::auth::password::PasswordHasher::for_this_machine(),
+            finch,
             settings: Arc::new(settings),
             clock: overrides.clock.clone(),
         });

@@ -14,6 +14,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub vault: Arc<Vault>,
     pub hasher: crate::auth::password::PasswordHasher,
+    pub finch: crate::finch::client::FinchClient,
     pub clock: Arc<dyn Clock>,
 }
 

@@ -1,2 +1,3 @@
-//! Finch: wire types shared with the sandbox emulator (the production client follows).
+//! Finch: the production API client and the wire types it shares with the sandbox emulator.
+pub mod client;
 pub mod wire;

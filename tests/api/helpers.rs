@@ -405,3 +405,75 @@ impl TestApp {
         csrf_token_in(&page)
     }
 }
+
+/// Opens a Finch Connect URL of the emulator, approves with provider `gusto`, and returns where
+/// the browser would be sent (the redirect URI with `code` and `state`).
+pub async fn approve_in_emulator(connect_url: &str, state: Option<&str>) -> Url {
+    decide_in_emulator(connect_url, state, "approve").await
+}
+
+/// Like [`approve_in_emulator`], with `decision` = `approve` or `deny`.
+pub async fn decide_in_emulator(connect_url: &str, state: Option<&str>, decision: &str) -> Url {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut url = Url::parse(connect_url).unwrap();
+    if let Some(state) = state {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    let page = http
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut fields = hidden_inputs(&page);
+    fields.retain(|(k, _)| k != "decision" && k != "provider");
+    fields.push(("decision".into(), decision.into()));
+    fields.push(("provider".into(), "gusto".into()));
+    let response = http
+        .post(url.join("authorize").unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection(),
+        "the emulator redirects: {}",
+        response.status()
+    );
+    Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    const START: &str = r#"<input type="hidden" name=""#;
+    html.split(START)
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let rest = rest.strip_prefix(r#" value=""#).unwrap();
+            let (value, _) = rest.split_once('"').unwrap();
+            (name.to_owned(), html_unescape(value))
+        })
+        .collect()
+}
+
+fn html_unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("&#") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find(';').unwrap();
+        out.push(char::from_u32(after[..end].parse().unwrap()).unwrap());
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}

@@ -8,6 +8,7 @@
 
 mod auth;
 mod config;
+mod finch_client;
 mod health;
 mod helpers;
 mod isolation;
