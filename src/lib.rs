@@ -28,6 +28,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod demo;
 pub mod domain;

@@ -70,6 +70,11 @@ impl Application {
             anyhow::anyhow!("FINCHGATE_SESSION_SECRET cannot be used as a cookie key: {e}")
         })?;
         let https = state.settings.is_https();
+        crate::connect::reaper::spawn(
+            pool.clone(),
+            overrides.clock.clone(),
+            std::time::Duration::from_secs(60),
+        );
         let store = crate::auth::session_store::PgSessionStore::new(pool, overrides.clock);
         let server = HttpServer::new(move || {
             App::new()

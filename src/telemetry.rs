@@ -148,3 +148,17 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         handle
     })
 }
+
+/// Counts a finished exchange attempt (and its latency, when Finch was called).
+pub fn record_attempt(outcome: &str, category: &str, latency: Option<std::time::Duration>) {
+    metrics::counter!(
+        "finchgate_exchange_attempts_total",
+        "outcome" => outcome.to_owned(),
+        "category" => category.to_owned()
+    )
+    .increment(1);
+    if let Some(latency) = latency {
+        metrics::histogram!("finchgate_exchange_duration_seconds", "outcome" => outcome.to_owned())
+            .record(latency.as_secs_f64());
+    }
+}

@@ -13,7 +13,7 @@ pub use scope::{Scope, transaction};
 /// diesel's query-building traits without its synchronous `RunQueryDsl` (we use diesel-async's).
 pub mod prelude {
     pub use diesel::{
-        BoolExpressionMethods, ExpressionMethods, Identifiable, Insertable, JoinOnDsl,
+        AsChangeset, BoolExpressionMethods, ExpressionMethods, Identifiable, Insertable, JoinOnDsl,
         NullableExpressionMethods, OptionalExtension, QueryDsl, QueryResult, Queryable, Selectable,
         SelectableHelper,
     };

@@ -18,6 +18,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/ops/tenants", web::get().to(ops::tenants::list))
         .route("/t/{slug}/", web::get().to(tenant::home::show))
+        .route("/t/{slug}/connect", web::get().to(tenant::connect::form))
+        .route("/t/{slug}/connect", web::post().to(tenant::connect::submit))
+        .route(
+            "/t/{slug}/finch/callback",
+            web::get().to(tenant::callback::redirect_flow),
+        )
+        .route(
+            "/t/{slug}/finch/callback",
+            web::post().to(tenant::callback::embedded_flow),
+        )
+        .route(
+            "/t/{slug}/connections/{id}",
+            web::get().to(tenant::connections::show),
+        )
+        .route(
+            "/t/{slug}/connections/{id}/refresh",
+            web::post().to(tenant::connections::refresh),
+        )
+        .route(
+            "/t/{slug}/connections/{id}/reconnect",
+            web::post().to(tenant::connections::reconnect),
+        )
+        .route(
+            "/t/{slug}/connections/{id}/disconnect",
+            web::post().to(tenant::connections::disconnect),
+        )
+        .route("/t/{slug}/attempts", web::get().to(tenant::attempts::list))
+        .route(
+            "/t/{slug}/attempts/{id}",
+            web::get().to(tenant::attempts::show),
+        )
+        .route(
+            "/t/{slug}/flows/{id}",
+            web::get().to(tenant::attempts::in_progress),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))

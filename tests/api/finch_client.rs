@@ -105,14 +105,16 @@ async fn a_refused_first_connection_is_retried_and_the_code_exchanged_once() {
     let addr = listener.local_addr().unwrap();
     let base = url::Url::parse(&format!("http://{addr}/")).unwrap();
     let warmup = emulator_on(listener).await;
-    let client = client_for(base.clone(), Duration::from_secs(5));
-    let code = code_from(&warmup, &client, "https://a.example/cb").await;
+    let warm_client = client_for(base.clone(), Duration::from_secs(5));
+    let code = code_from(&warmup, &warm_client, "https://a.example/cb").await;
     // Keep the emulator's state (the code) but close the port, then reopen it after a delay.
     warmup.stop().await;
     let reopened = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(150)).await;
         emulator_on(TcpListener::bind(addr).unwrap()).await
     });
+    // A new client: the old one's pooled connection died with the first emulator.
+    let client = client_for(base, Duration::from_secs(5));
     let secret = SECRET;
     let result = client
         .exchange_code(&TokenRequest {

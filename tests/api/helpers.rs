@@ -199,6 +199,7 @@ pub struct TestApp {
     pub clock: Arc<OffsetClock>,
     pub sandbox: finchgate::sandbox::Sandbox,
     pub client: reqwest::Client,
+    pub keyring: Arc<finchgate::vault::Keyring>,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -249,6 +250,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     };
     let mut settings = settings;
     adjust(&mut settings);
+    let keyring = settings.keyring.clone();
     let pool = finchgate::db::pool(&settings.database).expect("pool");
     let clock = Arc::new(OffsetClock::default());
     let app = finchgate::startup::Application::build_with_listener(
@@ -270,6 +272,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("client");
     TestApp {
         address,
+        keyring,
         db,
         pool,
         clock,
@@ -476,4 +479,228 @@ fn html_unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+}
+
+/// A tenant ready to connect: admin signed in with `app.client`, Finch credentials registered with
+/// the emulator and stored through the vault, the tenant's own callback URL whitelisted.
+pub struct ConnectSetup {
+    pub tenant_id: uuid::Uuid,
+    pub slug: String,
+    pub redirect_uri_id: uuid::Uuid,
+    pub redirect_uri: String,
+}
+
+impl TestApp {
+    pub fn vault(&self) -> finchgate::vault::Vault {
+        finchgate::vault::Vault::new(self.keyring.clone())
+    }
+
+    pub async fn setup_connect(&self, slug: &str) -> ConnectSetup {
+        let tenant_id = self.create_tenant(slug).await;
+        let admin = self
+            .create_user(&format!("admin@{slug}.test"), Some(tenant_id))
+            .await;
+        let client_id = format!("client-{slug}-{}", uuid::Uuid::new_v4().simple());
+        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        self.sandbox.register_app(finchgate::sandbox::SandboxApp {
+            client_id: client_id.clone(),
+            client_secret: SecretString::from(secret.clone()),
+        });
+        let vault = finchgate::vault::Vault::new(self.keyring.clone());
+        let row_id = uuid::Uuid::new_v4();
+        let sealed = vault
+            .seal(
+                &finchgate::vault::RowContext::new(
+                    finchgate::vault::Purpose::FinchClientSecret,
+                    tenant_id,
+                    row_id,
+                ),
+                secret.as_bytes(),
+            )
+            .unwrap();
+        let redirect_uri = format!("{}/t/{slug}/finch/callback", self.address);
+        let mut conn = self.pool.get().await.unwrap();
+        let redirect_uri_id =
+            finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+                let check = vault.key_check_value(vault.active_kek_id()).unwrap();
+                finchgate::db::models::keyring::insert_if_missing(
+                    conn,
+                    vault.active_kek_id().as_str(),
+                    &check,
+                )
+                .await?;
+                finchgate::db::models::credentials::replace(
+                    conn,
+                    &finchgate::db::models::credentials::NewCredentials {
+                        id: row_id,
+                        tenant_id,
+                        client_id: &client_id,
+                        secret_kek_id: sealed.kek_id.as_str(),
+                        secret_envelope: &sealed.envelope,
+                        secret_last4: &secret[secret.len() - 4..],
+                        created_by: None,
+                    },
+                )
+                .await?;
+                finchgate::db::models::redirect_uris::add(conn, tenant_id, &redirect_uri, None)
+                    .await?;
+                let list = finchgate::db::models::redirect_uris::list(conn, tenant_id).await?;
+                Ok::<_, diesel::result::Error>(list[0].id)
+            })
+            .await
+            .unwrap();
+        self.login(&admin).await;
+        ConnectSetup {
+            tenant_id,
+            slug: slug.to_owned(),
+            redirect_uri_id,
+            redirect_uri,
+        }
+    }
+
+    /// POSTs the connect form (redirect flow unless `embedded`) and returns the response.
+    pub async fn start_connect(
+        &self,
+        client: &reqwest::Client,
+        setup: &ConnectSetup,
+        embedded: bool,
+    ) -> reqwest::Response {
+        let csrf = self
+            .csrf_of(client, &format!("/t/{}/connect", setup.slug))
+            .await;
+        let redirect_id = setup.redirect_uri_id.to_string();
+        let mut form = vec![
+            ("csrf_token", csrf.as_str()),
+            ("product", "company"),
+            ("product", "directory"),
+            ("customer_id", setup.slug.as_str()),
+            ("customer_name", "Test Customer"),
+            ("sandbox", "finch"),
+        ];
+        if embedded {
+            form.push(("flow", "embedded"));
+        } else {
+            form.push(("flow", "redirect"));
+            form.push(("redirect_uri_id", redirect_id.as_str()));
+        }
+        client
+            .post(format!("{}/t/{}/connect", self.address, setup.slug))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts a redirect flow and approves it in the emulator: returns the callback URL
+    /// (with `code` and `state`) the browser would be sent to.
+    pub async fn redirect_callback_url(
+        &self,
+        client: &reqwest::Client,
+        setup: &ConnectSetup,
+    ) -> Url {
+        let response = self.start_connect(client, setup, false).await;
+        assert_eq!(response.status(), 303, "start redirects to Finch Connect");
+        let connect_url = response.headers()["location"].to_str().unwrap().to_owned();
+        approve_in_emulator(&connect_url, None).await
+    }
+}
+
+/// Completes the emulator's authorize page in embedded mode; returns the result page's HTML.
+pub async fn embedded_result_in_emulator(connect_url: &str, state: Option<&str>) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut url = Url::parse(connect_url).unwrap();
+    if let Some(state) = state {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    let page = http
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut fields = hidden_inputs(&page);
+    fields.retain(|(k, _)| k != "decision" && k != "provider");
+    fields.push(("decision".into(), "approve".into()));
+    fields.push(("provider".into(), "gusto".into()));
+    let response = http
+        .post(url.join("authorize").unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// Fails if `needle` appears in any column of any table (as text, or hex/base64 of its bytes).
+pub async fn assert_nowhere_in_database(db: &TestDatabase, needle: &str) {
+    use base64::Engine as _;
+    use diesel_async::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Hit {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[expect(dead_code, reason = "only the presence of a row matters")]
+        table_name: String,
+    }
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(needle);
+    let mut conn = db.connect().await;
+    #[derive(diesel::QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+    }
+    let tables: Vec<Table> = diesel::sql_query(
+        "SELECT table_name::text AS table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    for table in tables {
+        let hits: Vec<Hit> = diesel::sql_query(format!(
+            "SELECT '{0}'::text AS table_name FROM {0} t WHERE row_to_json(t)::text LIKE '%' || $1 || '%'
+                OR row_to_json(t)::text LIKE '%' || $2 || '%' OR row_to_json(t)::text LIKE '%' || $3 || '%' LIMIT 1",
+            table.table_name
+        ))
+        .bind::<diesel::sql_types::Text, _>(needle)
+        .bind::<diesel::sql_types::Text, _>(&hex)
+        .bind::<diesel::sql_types::Text, _>(&b64)
+        .load(&mut conn)
+        .await
+        .unwrap();
+        assert!(
+            hits.is_empty(),
+            "a secret was found in table {}",
+            table.table_name
+        );
+    }
+}
+
+impl TestApp {
+    /// Another tenant set up for connecting, with its admin signed in in a browser of its own.
+    pub async fn setup_connect_with_client(&self, slug: &str) -> (ConnectSetup, reqwest::Client) {
+        let browser = self.new_browser();
+        let tenant_id = self.create_tenant(slug).await;
+        let admin = self
+            .create_user(&format!("admin@{slug}.test"), Some(tenant_id))
+            .await;
+        assert_eq!(
+            self.login_with(&browser, &admin.email, &admin.password)
+                .await
+                .status(),
+            303
+        );
+        let setup = ConnectSetup {
+            tenant_id,
+            slug: slug.to_owned(),
+            redirect_uri_id: uuid::Uuid::nil(),
+            redirect_uri: String::new(),
+        };
+        (setup, browser)
+    }
 }

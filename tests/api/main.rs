@@ -8,6 +8,7 @@
 
 mod auth;
 mod config;
+mod connect;
 mod finch_client;
 mod health;
 mod helpers;

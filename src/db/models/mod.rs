@@ -1,10 +1,13 @@
 //! Row types and queries, one file per table; tenant-owned queries take the tenant id.
 
+pub mod attempts;
 pub mod audit;
 pub mod connections;
 pub mod credentials;
+pub mod flows;
 pub mod keyring;
 pub mod rate_limits;
 pub mod redirect_uris;
 pub mod tenants;
+pub mod tokens;
 pub mod users;

@@ -1,0 +1,77 @@
+//! The reaper: flows a crash left in `exchanging` become `unknown_outcome` (never re-exchanged),
+//! expired pending flows become `expired`, expired sessions are purged. Runs on every instance;
+//! every step is an idempotent conditional update.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::models::{attempts, flows};
+use crate::db::{Pool, Scope, transaction};
+use crate::domain::failure;
+
+/// How long after its claim an `exchanging` flow is considered abandoned: the exchange's total
+/// timeout (30 s), the write retries, and a margin.
+pub const EXCHANGE_DEADLINE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub unknown_outcome: usize,
+    pub expired: usize,
+    pub sessions_purged: usize,
+}
+
+/// One pass at time `now`.
+pub async fn reap(pool: &Pool, now: DateTime<Utc>) -> Result<Reaped, crate::db::DbError> {
+    let mut conn = pool.get().await?;
+    let reaped = transaction(&mut conn, Scope::System, async |conn| {
+        let mut reaped = Reaped::default();
+        for flow in flows::stuck_exchanging(conn, now - EXCHANGE_DEADLINE).await? {
+            let failure = failure::UNKNOWN_OUTCOME;
+            if !flows::finish(conn, flow.id, "exchanging", "unknown_outcome", Some(failure.category), None, now).await? {
+                continue;
+            }
+            if let Some(open) = attempts::latest_of_flow(conn, flow.id).await?.filter(|a| a.finished_at.is_none()) {
+                let shown = format!("{} {}", failure.title, failure.next_step);
+                attempts::finish(
+                    conn,
+                    open.id,
+                    &attempts::Finish {
+                        finished_at: Some(now),
+                        outcome: Some("unknown_outcome"),
+                        category: Some(failure.category),
+                        actor: Some(failure.actor.as_str()),
+                        message: Some("the exchange did not finish before the deadline (process stopped?)"),
+                        shown_to_user: Some(&shown),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+            tracing::error!(flow_id = %flow.id, tenant_id = %flow.tenant_id, "exchange abandoned: unknown outcome");
+            crate::telemetry::record_attempt("unknown_outcome", failure.category, None);
+            reaped.unknown_outcome += 1;
+        }
+        reaped.expired = flows::expire_pending(conn, now).await?;
+        reaped.sessions_purged = crate::auth::session_store::purge_expired(conn, now).await?;
+        let open = flows::count_pending(conn, now).await?;
+        metrics::gauge!("finchgate_open_flows").set(open as f64);
+        Ok::<_, diesel::result::Error>(reaped)
+    })
+    .await?;
+    Ok(reaped)
+}
+
+/// Runs [`reap`] every `every` until the process ends.
+pub fn spawn(pool: Pool, clock: std::sync::Arc<dyn crate::state::Clock>, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = reap(&pool, clock.now()).await {
+                tracing::warn!(error = %error, "reaper pass failed");
+            }
+        }
+    });
+}
