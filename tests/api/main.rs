@@ -12,4 +12,5 @@ mod health;
 mod helpers;
 mod isolation;
 mod migrations;
+mod ops;
 mod sandbox;
