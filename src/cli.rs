@@ -33,6 +33,65 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Run the Finch sandbox emulator alone.
     Sandbox(SandboxArgs),
+    /// Create platform operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Create tenants and invite their admins.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator (asks for the password twice on the terminal, or reads --password-stdin).
+    Create(OperatorCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The operator's email address (their sign-in name).
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from standard input (one trailing line break is dropped).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create(TenantCreateArgs),
+    /// Invite an admin to a tenant: prints a one-time setup link (valid 72 hours).
+    Invite(TenantInviteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TenantCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// URL name of the tenant: a-z, 0-9 and -, at most 63 characters, e.g. acme-payroll.
+    #[arg(long)]
+    pub slug: String,
+    /// Display name, e.g. "Acme Payroll Co.".
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantInviteArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Slug of the tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// Email address of the admin to invite.
+    #[arg(long)]
+    pub email: String,
+    /// The URL browsers use to reach finchgate; the link is built on it.
+    #[arg(long, env = "FINCHGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +232,15 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Operator(OperatorCommand::Create(args)) => {
+            crate::onboarding::commands::operator_create(args).await
+        }
+        Command::Tenant(TenantCommand::Create(args)) => {
+            crate::onboarding::commands::tenant_create(args).await
+        }
+        Command::Tenant(TenantCommand::Invite(args)) => {
+            crate::onboarding::commands::tenant_invite(args).await
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! | [`db`]        | pool, generated schema, embedded migrations, per-table queries |
 //! | [`auth`]      | password hashing off the executor |
 //! | [`keys`]      | master-key bookkeeping in the database: the boot-time key check |
+//! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
 //! | [`vault`]     | envelope encryption: versioned master keys, per-value data keys, row-bound AAD |
 //! | [`finch`]     | Finch wire types (and, later, the production client) |
 //! | [`web`]       | extractors (`CurrentUser`, `Operator`, `TenantAdmin`), CSRF, security headers, session data |
@@ -35,6 +36,7 @@ pub mod domain;
 pub mod error;
 pub mod finch;
 pub mod keys;
+pub mod onboarding;
 pub mod routes;
 pub mod sandbox;
 pub mod startup;

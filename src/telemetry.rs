@@ -2,6 +2,7 @@
 //!
 //! A callback URL carries an authorization code and a state in its query string, so nothing here
 //! ever records a query string, a header value or a body: only method, path, route, status, latency.
+//! Paths that carry a secret themselves (setup links, `/invite/{token}`) are logged redacted.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -46,6 +47,20 @@ pub fn init(format: LogFormat) {
     drop(result);
 }
 
+/// Path prefixes whose remainder is a secret (a one-time setup-link token).
+const SECRET_PATH_PREFIXES: &[&str] = &["/invite/"];
+
+/// The request path as it may be logged: a secret path segment becomes `{token}`.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match SECRET_PATH_PREFIXES
+        .iter()
+        .find(|prefix| path.starts_with(**prefix))
+    {
+        Some(prefix) => format!("{prefix}{{token}}").into(),
+        None => path.into(),
+    }
+}
+
 /// The root span of a request: method, path (never the query string), route, request id.
 pub struct FinchgateRootSpan;
 
@@ -55,7 +70,7 @@ impl RootSpanBuilder for FinchgateRootSpan {
         tracing::info_span!(
             "http_request",
             method = %request.method(),
-            path = %request.path(),
+            path = %loggable_path(request.path()),
             request_id = request_id.map(tracing::field::display),
             status = tracing::field::Empty,
         )
@@ -88,7 +103,7 @@ pub async fn access_log(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.path().to_owned();
+    let path = loggable_path(request.path()).into_owned();
     let request_id = request.extensions().get::<RequestId>().copied();
     let result = match request_id {
         Some(id) => CURRENT_REQUEST_ID.scope(id, next.call(request)).await,
@@ -160,5 +175,21 @@ pub fn record_attempt(outcome: &str, category: &str, latency: Option<std::time::
     if let Some(latency) = latency {
         metrics::histogram!("finchgate_exchange_duration_seconds", "outcome" => outcome.to_owned())
             .record(latency.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_link_tokens_never_reach_the_log_but_other_paths_do() {
+        assert_eq!(
+            loggable_path("/invite/0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "/invite/{token}"
+        );
+        assert_eq!(loggable_path("/invite/x/y"), "/invite/{token}");
+        assert_eq!(loggable_path("/ops/tenants/acme"), "/ops/tenants/acme");
+        assert_eq!(loggable_path("/login"), "/login");
     }
 }

@@ -2,6 +2,7 @@
 
 mod assets;
 mod health;
+mod invite;
 mod login;
 mod ops;
 mod tenant;
@@ -16,7 +17,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
+        .route("/invite/{token}", web::get().to(invite::form))
+        .route("/invite/{token}", web::post().to(invite::submit))
         .route("/ops/tenants", web::get().to(ops::tenants::list))
+        .route("/ops/tenants", web::post().to(ops::tenants::create))
+        .route("/ops/tenants/{slug}", web::get().to(ops::tenant::show))
+        .route(
+            "/ops/tenants/{slug}/invite",
+            web::post().to(ops::invite::create),
+        )
+        .route(
+            "/ops/tenants/{slug}/users/{id}/disable",
+            web::post().to(ops::disable_user::submit),
+        )
         .route("/t/{slug}/", web::get().to(tenant::home::show))
         .route("/t/{slug}/connect", web::get().to(tenant::connect::form))
         .route("/t/{slug}/connect", web::post().to(tenant::connect::submit))

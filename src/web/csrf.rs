@@ -55,7 +55,7 @@ pub async fn protect(
             .map(ServiceResponse::map_into_left_body);
     }
     if let Err(error) = check(&mut request).await {
-        tracing::warn!(path = %request.path(), reason = %error, "CSRF check refused a request");
+        tracing::warn!(path = %crate::telemetry::loggable_path(request.path()), reason = %error, "CSRF check refused a request");
         let response = error.error_response();
         return Ok(request.into_response(response).map_into_right_body());
     }

@@ -14,4 +14,5 @@ mod health;
 mod helpers;
 mod isolation;
 mod migrations;
+mod ops;
 mod sandbox;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod connections;
 pub mod credentials;
 pub mod flows;
+pub mod invitations;
 pub mod keyring;
 pub mod rate_limits;
 pub mod redirect_uris;

@@ -66,6 +66,93 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// A user as operators see it: never the password hash, only whether one is set.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct Member {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    #[diesel(select_expression = users::password_hash.is_not_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNotNull<users::password_hash>)]
+    pub has_password: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The users of a tenant, by email.
+pub async fn list_for_tenant(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+) -> QueryResult<Vec<Member>> {
+    users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .order(users::email)
+        .select(Member::as_select())
+        .load(conn)
+        .await
+}
+
+/// One user of a tenant (`None` for a user of another tenant, or an operator).
+pub async fn find_in_tenant(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Member>> {
+    users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(id))
+        .select(Member::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Disables a user of a tenant. Returns 0 when there is no such enabled user (already disabled
+/// users keep their original `disabled_at`).
+pub async fn disable_in_tenant(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .filter(users::disabled_at.is_null()),
+    )
+    .set((users::disabled_at.eq(at), users::updated_at.eq(at)))
+    .execute(conn)
+    .await
+}
+
+/// Sets the first password of an invited user (one who has none yet) and records the sign-in
+/// that follows. Returns 0 if the user already has a password or is disabled.
+pub async fn set_initial_password(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::password_hash.is_null())
+            .filter(users::disabled_at.is_null()),
+    )
+    .set((
+        users::password_hash.eq(hash),
+        users::failed_logins.eq(0),
+        users::locked_until.eq(None::<DateTime<Utc>>),
+        users::last_login_at.eq(at),
+        users::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .await
+}
+
 /// Records a failed sign-in: one more failure and, past the free attempts, a lock until `until`.
 pub async fn record_failed_login(
     conn: &mut AsyncPgConnection,

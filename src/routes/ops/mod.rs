@@ -1,3 +1,6 @@
 //! Pages under `/ops`: the operator console.
 
+pub mod disable_user;
+pub mod invite;
+pub mod tenant;
 pub mod tenants;

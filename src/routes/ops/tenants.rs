@@ -1,26 +1,37 @@
-//! `GET /ops/tenants`: every tenant.
+//! `GET /ops/tenants`: every tenant, and the form to create one; `POST /ops/tenants` creates it.
 
 use actix_session::Session;
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use serde::Deserialize;
 
 use crate::db::models::tenants;
 use crate::db::{Scope, transaction};
+use crate::domain::Slug;
 use crate::error::AppError;
+use crate::onboarding::{self, Actor, OnboardingError};
 use crate::state::AppState;
-use crate::web::{Operator, PageContext};
+use crate::web::{Operator, PageContext, flash};
 
 #[derive(Template)]
 #[template(path = "ops/tenants.html")]
-struct TenantsPage {
+struct TenantsPage<'a> {
     page: PageContext,
     tenants: Vec<tenants::Tenant>,
+    slug: &'a str,
+    name: &'a str,
+    error: Option<String>,
 }
 
-pub async fn list(
-    operator: Operator,
-    state: web::Data<AppState>,
-    session: Session,
+async fn render(
+    status: StatusCode,
+    operator: &Operator,
+    state: &AppState,
+    session: &Session,
+    form: &CreateForm,
+    error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
     let all = transaction(&mut conn, Scope::Operator, async |conn| {
@@ -29,10 +40,117 @@ pub async fn list(
     .await
     .map_err(crate::db::DbError::from)?;
     let page = TenantsPage {
-        page: PageContext::new(&session, &operator.0, None)?,
+        page: PageContext::new(session, &operator.0, None)?,
         tenants: all,
+        slug: &form.slug,
+        name: &form.name,
+        error,
     };
-    Ok(HttpResponse::Ok()
+    Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(page.render().map_err(AppError::internal)?))
+}
+
+pub async fn list(
+    operator: Operator,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &operator,
+        &state,
+        &session,
+        &CreateForm::default(),
+        None,
+    )
+    .await
+}
+
+/// Every field defaults, so a malformed body never answers before the `Operator` check does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateForm {
+    slug: String,
+    name: String,
+}
+
+pub async fn create(
+    operator: Operator,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<CreateForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let slug = match Slug::parse(&form.slug) {
+        Ok(slug) => slug,
+        Err(e) => {
+            let status = StatusCode::BAD_REQUEST;
+            return render(
+                status,
+                &operator,
+                &state,
+                &session,
+                &form,
+                Some(e.to_string()),
+            )
+            .await;
+        }
+    };
+    let name = match onboarding::parse_tenant_name(&form.name) {
+        Ok(name) => name,
+        Err(e) => {
+            let status = StatusCode::BAD_REQUEST;
+            return render(
+                status,
+                &operator,
+                &state,
+                &session,
+                &form,
+                Some(e.to_string()),
+            )
+            .await;
+        }
+    };
+    let actor = Actor::operator(operator.0.id, client_ip(&req));
+    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let created = transaction(&mut conn, Scope::Operator, async |conn| {
+        onboarding::create_tenant(conn, &slug, &name, &actor).await
+    })
+    .await;
+    drop(conn);
+    match created {
+        Ok(tenant) => {
+            flash(
+                &session,
+                "ok",
+                format!(
+                    "Created tenant {}. Invite its first admin below.",
+                    tenant.slug
+                ),
+            )?;
+            Ok(HttpResponse::SeeOther()
+                .insert_header((LOCATION, format!("/ops/tenants/{}", tenant.slug)))
+                .finish())
+        }
+        Err(e @ OnboardingError::SlugTaken(_)) => {
+            let status = StatusCode::CONFLICT;
+            render(
+                status,
+                &operator,
+                &state,
+                &session,
+                &form,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(e) => Err(AppError::internal(e)),
+    }
+}
+
+/// The peer address, for the audit trail (no proxy headers are trusted).
+pub(super) fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
 }

@@ -1,0 +1,148 @@
+//! `GET/POST /invite/{token}`: an invited admin sets their password and is signed in.
+//!
+//! An unknown, expired or used link gets one and the same page (404), so tokens cannot be probed.
+//! The token is in the path: the access log and request spans print this route's path redacted
+//! (see [`crate::telemetry::loggable_path`]), and `Referrer-Policy: no-referrer` keeps it from
+//! leaking to other sites.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use crate::db::models::invitations::Usable;
+use crate::db::{Scope, transaction};
+use crate::domain::password_policy;
+use crate::error::AppError;
+use crate::onboarding::{OnboardingError, invitation};
+use crate::state::AppState;
+use crate::web::SessionData;
+
+#[derive(Template)]
+#[template(path = "auth/invite.html")]
+struct InvitePage<'a> {
+    csrf_token: &'a str,
+    token: &'a str,
+    email: &'a str,
+    tenant_name: &'a str,
+    hint: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/invite_invalid.html")]
+struct InvalidPage;
+
+/// The one answer for every link that cannot be used.
+fn invalid() -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::NotFound()
+        .content_type("text/html; charset=utf-8")
+        .body(InvalidPage.render().map_err(AppError::internal)?))
+}
+
+fn form_page(
+    status: StatusCode,
+    session: &Session,
+    token: &str,
+    usable: &Usable,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let csrf = SessionData(session).csrf_token()?;
+    let page = InvitePage {
+        csrf_token: &csrf,
+        token,
+        email: &usable.email,
+        tenant_name: &usable.tenant_name,
+        hint: password_policy::hint(),
+        error,
+    };
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render().map_err(AppError::internal)?))
+}
+
+async fn lookup(state: &AppState, token: &str) -> Result<Option<Usable>, AppError> {
+    let now = state.clock.now();
+    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let usable = transaction(&mut conn, Scope::System, async |conn| {
+        invitation::lookup(conn, token, now).await
+    })
+    .await
+    .map_err(crate::db::DbError::from)?;
+    Ok(usable)
+}
+
+pub async fn form(
+    state: web::Data<AppState>,
+    session: Session,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    match lookup(&state, &token).await? {
+        Some(usable) => form_page(StatusCode::OK, &session, &token, &usable, None),
+        None => invalid(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetPasswordForm {
+    password: SecretString,
+    password_confirm: SecretString,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    token: web::Path<String>,
+    form: web::Form<SetPasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(usable) = lookup(&state, &token).await? else {
+        return invalid();
+    };
+    let password = &form.password;
+    if password.expose_secret() != form.password_confirm.expose_secret() {
+        let error = "The two passwords differ. Type the same password in both fields.";
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            &session,
+            &token,
+            &usable,
+            Some(error.to_owned()),
+        );
+    }
+    if let Err(e) = password_policy::check(password.expose_secret()) {
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            &session,
+            &token,
+            &usable,
+            Some(e.to_string()),
+        );
+    }
+    let hash = state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(AppError::internal)?;
+    let now = state.clock.now();
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let accepted = transaction(&mut conn, Scope::System, async |conn| {
+        invitation::accept(conn, &token, &hash, now, ip).await
+    })
+    .await;
+    match accepted {
+        Ok(accepted) => {
+            SessionData(&session).sign_in(accepted.user_id, now)?;
+            Ok(HttpResponse::SeeOther()
+                .insert_header((LOCATION, format!("/t/{}/", accepted.tenant_slug)))
+                .finish())
+        }
+        // Used up (or revoked) between the lookup and now.
+        Err(OnboardingError::InvalidLink) => invalid(),
+        Err(e) => Err(AppError::internal(e)),
+    }
+}
