@@ -14,3 +14,4 @@ mod helpers;
 mod isolation;
 mod migrations;
 mod sandbox;
+mod settings;
