@@ -21,7 +21,7 @@ use crate::cli::{CliError, DemoArgs};
 use crate::config::{ConfigError, DatabaseSettings, FinchSettings, Settings};
 use crate::db::models::{credentials, redirect_uris, tenants, users};
 use crate::sandbox::{Sandbox, SandboxApp, SandboxConfig};
-use crate::vault::{Purpose, RowContext, Vault};
+use crate::vault::Vault;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/finchgate";
 
@@ -405,7 +405,16 @@ async fn seed_in(
             .await
             .map_err(anyhow::Error::from)?;
         if current.is_none_or(|c| c.client_id != demo.finch_client_id) {
-            store_credentials(conn, vault, tenant.id, demo).await?;
+            crate::tenancy::credentials::store(
+                conn,
+                vault,
+                tenant.id,
+                &demo.finch_client_id,
+                &SecretString::from(demo.finch_client_secret.clone()),
+                None,
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
         }
         let callback = format!(
             "{}/t/{}/finch/callback",
@@ -416,45 +425,5 @@ async fn seed_in(
             .await
             .map_err(anyhow::Error::from)?;
     }
-    Ok(())
-}
-
-async fn store_credentials(
-    conn: &mut AsyncPgConnection,
-    vault: &Vault,
-    tenant_id: Uuid,
-    demo: &DemoTenant,
-) -> Result<(), CliError> {
-    let row_id = Uuid::new_v4();
-    let sealed = vault
-        .seal(
-            &RowContext::new(Purpose::FinchClientSecret, tenant_id, row_id),
-            demo.finch_client_secret.as_bytes(),
-        )
-        .map_err(anyhow::Error::from)?;
-    let last4: String = demo
-        .finch_client_secret
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let new = credentials::NewCredentials {
-        id: row_id,
-        tenant_id,
-        client_id: &demo.finch_client_id,
-        secret_kek_id: sealed.kek_id.as_str(),
-        secret_envelope: &sealed.envelope,
-        secret_last4: &last4,
-        created_by: None,
-    };
-    credentials::replace(conn, &new)
-        .await
-        .map_err(anyhow::Error::from)?;
-    crate::db::models::keyring::count_wrap(conn, new.secret_kek_id)
-        .await
-        .map_err(anyhow::Error::from)?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
 //! | [`vault`]     | envelope encryption: versioned master keys, per-value data keys, row-bound AAD |
 //! | [`finch`]     | Finch wire types (and, later, the production client) |
+//! | [`tenancy`]   | a tenant's Finch configuration: credentials (validate, seal, open, test), sandbox mode |
 //! | [`web`]       | extractors (`CurrentUser`, `Operator`, `TenantAdmin`), CSRF, security headers, session data |
 //! | [`routes`]    | HTTP only: the one route table and one handler file per page |
 //! | [`sandbox`]   | the Finch sandbox emulator, its own actix app |
@@ -42,5 +43,6 @@ pub mod sandbox;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tenancy;
 pub mod vault;
 pub mod web;

@@ -3,7 +3,10 @@
 pub mod email;
 pub mod failure;
 pub mod password_policy;
+pub mod products;
+pub mod redirect_uri;
 pub mod slug;
 
 pub use email::{Email, EmailError};
+pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use slug::{Slug, SlugError};

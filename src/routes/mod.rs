@@ -66,6 +66,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/t/{slug}/flows/{id}",
             web::get().to(tenant::attempts::in_progress),
         )
+        .route("/t/{slug}/settings", web::get().to(tenant::settings::show))
+        .route(
+            "/t/{slug}/settings/finch",
+            web::post().to(tenant::settings::finch::save),
+        )
+        .route(
+            "/t/{slug}/settings/finch/test",
+            web::post().to(tenant::settings::finch_test::run),
+        )
+        .route(
+            "/t/{slug}/settings/redirect-uris",
+            web::post().to(tenant::settings::redirect_uris::add),
+        )
+        .route(
+            "/t/{slug}/settings/redirect-uris/{id}/delete",
+            web::post().to(tenant::settings::redirect_uris::delete),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))

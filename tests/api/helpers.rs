@@ -637,50 +637,6 @@ pub async fn embedded_result_in_emulator(connect_url: &str, state: Option<&str>)
     response.text().await.unwrap()
 }
 
-/// Fails if `needle` appears in any column of any table (as text, or hex/base64 of its bytes).
-pub async fn assert_nowhere_in_database(db: &TestDatabase, needle: &str) {
-    use base64::Engine as _;
-    use diesel_async::RunQueryDsl as _;
-    #[derive(diesel::QueryableByName)]
-    struct Hit {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        #[expect(dead_code, reason = "only the presence of a row matters")]
-        table_name: String,
-    }
-    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(needle);
-    let mut conn = db.connect().await;
-    #[derive(diesel::QueryableByName)]
-    struct Table {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        table_name: String,
-    }
-    let tables: Vec<Table> = diesel::sql_query(
-        "SELECT table_name::text AS table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
-    )
-    .load(&mut conn)
-    .await
-    .unwrap();
-    for table in tables {
-        let hits: Vec<Hit> = diesel::sql_query(format!(
-            "SELECT '{0}'::text AS table_name FROM {0} t WHERE row_to_json(t)::text LIKE '%' || $1 || '%'
-                OR row_to_json(t)::text LIKE '%' || $2 || '%' OR row_to_json(t)::text LIKE '%' || $3 || '%' LIMIT 1",
-            table.table_name
-        ))
-        .bind::<diesel::sql_types::Text, _>(needle)
-        .bind::<diesel::sql_types::Text, _>(&hex)
-        .bind::<diesel::sql_types::Text, _>(&b64)
-        .load(&mut conn)
-        .await
-        .unwrap();
-        assert!(
-            hits.is_empty(),
-            "a secret was found in table {}",
-            table.table_name
-        );
-    }
-}
-
 impl TestApp {
     /// Another tenant set up for connecting, with its admin signed in in a browser of its own.
     pub async fn setup_connect_with_client(&self, slug: &str) -> (ConnectSetup, reqwest::Client) {
@@ -703,4 +659,141 @@ impl TestApp {
         };
         (setup, browser)
     }
+}
+
+/// A running app whose master keys are registered in `keyring` (as `serve` does at boot), and
+/// its vault: for tests that store or open secrets.
+pub async fn spawn_app_with_vault() -> (TestApp, finchgate::vault::Vault) {
+    let mut keyring = None;
+    let app = spawn_app_with(|settings| keyring = Some(settings.keyring.clone())).await;
+    let vault = finchgate::vault::Vault::new(keyring.expect("the settings carry a keyring"));
+    let mut conn = app.pool.get().await.unwrap();
+    finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+        finchgate::keys::register_and_check(conn, &vault).await
+    })
+    .await
+    .expect("register the test master keys");
+    (app, vault)
+}
+
+#[derive(QueryableByName)]
+struct ColumnInfo {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_schema: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_type: String,
+}
+
+#[derive(QueryableByName)]
+struct FormHits {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    plaintext: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    base64: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    base64url: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hex: i64,
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Every place in the database (`schema.table.column (form)`) holding `needle` as plaintext,
+/// base64 (standard or URL-safe, unpadded), or hex: every column of every table, read as a
+/// superuser (row-level security does not hide anything); bytea columns are searched as bytes,
+/// all others as their text form (case-insensitively, so hex of either case is found).
+pub async fn find_in_database(db: &TestDatabase, needle: &str) -> Vec<String> {
+    assert!(
+        needle.len() >= 8,
+        "a needle this short would match by chance: {needle:?}"
+    );
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let forms = [
+        needle.to_owned(),
+        STANDARD_NO_PAD.encode(needle),
+        URL_SAFE_NO_PAD.encode(needle),
+        needle.bytes().map(|b| format!("{b:02x}")).collect(),
+    ];
+    let mut conn = db.connect().await;
+    let columns: Vec<ColumnInfo> = diesel::sql_query(
+        "SELECT c.table_schema::text AS table_schema, c.table_name::text AS table_name,
+                c.column_name::text AS column_name, c.data_type::text AS data_type
+           FROM information_schema.columns c
+           JOIN information_schema.tables t USING (table_schema, table_name)
+          WHERE t.table_type = 'BASE TABLE'
+            AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+          ORDER BY 1, 2, 3",
+    )
+    .load(&mut conn)
+    .await
+    .expect("list the database's columns");
+    assert!(columns.len() > 20, "the scan sees the schema");
+    let mut found = Vec::new();
+    for column in columns {
+        let table = format!(
+            "{}.{}",
+            quote_ident(&column.table_schema),
+            quote_ident(&column.table_name)
+        );
+        let col = quote_ident(&column.column_name);
+        let bytea = column.data_type == "bytea";
+        let hit = |n: usize| {
+            let condition = if bytea {
+                format!("position(${n}::bytea in {col}) > 0")
+            } else {
+                format!("strpos(lower({col}::text), lower(${n}::text)) > 0")
+            };
+            format!("count(*) FILTER (WHERE {condition})")
+        };
+        let query = format!(
+            "SELECT {} AS plaintext, {} AS base64, {} AS base64url, {} AS hex FROM {table}",
+            hit(1),
+            hit(2),
+            hit(3),
+            hit(4)
+        );
+        let query = diesel::sql_query(query);
+        let hits: FormHits = if bytea {
+            query
+                .bind::<diesel::sql_types::Bytea, _>(forms[0].as_bytes())
+                .bind::<diesel::sql_types::Bytea, _>(forms[1].as_bytes())
+                .bind::<diesel::sql_types::Bytea, _>(forms[2].as_bytes())
+                .bind::<diesel::sql_types::Bytea, _>(forms[3].as_bytes())
+                .get_result(&mut conn)
+                .await
+        } else {
+            query
+                .bind::<diesel::sql_types::Text, _>(&forms[0])
+                .bind::<diesel::sql_types::Text, _>(&forms[1])
+                .bind::<diesel::sql_types::Text, _>(&forms[2])
+                .bind::<diesel::sql_types::Text, _>(&forms[3])
+                .get_result(&mut conn)
+                .await
+        }
+        .unwrap_or_else(|e| panic!("scan {table}.{col}: {e}"));
+        for (form, n) in [
+            ("plaintext", hits.plaintext),
+            ("base64", hits.base64),
+            ("base64url", hits.base64url),
+            ("hex", hits.hex),
+        ] {
+            if n > 0 {
+                found.push(format!("{table}.{col} ({form}, {n} rows)"));
+            }
+        }
+    }
+    found
+}
+
+/// Fails unless `needle` is stored nowhere in the database, in any of the forms
+/// [`find_in_database`] looks for.
+pub async fn assert_nowhere_in_database(db: &TestDatabase, needle: &str) {
+    let found = find_in_database(db, needle).await;
+    assert!(found.is_empty(), "found in the database: {found:?}");
 }

@@ -16,3 +16,4 @@ mod isolation;
 mod migrations;
 mod ops;
 mod sandbox;
+mod settings;

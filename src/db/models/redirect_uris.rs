@@ -17,13 +17,14 @@ pub struct RedirectUriRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Adds a URI to the tenant's whitelist; an existing identical entry is kept (returns 0).
+/// Adds a URI to the tenant's whitelist and returns the new entry's id; an existing identical
+/// entry is kept and `None` returned.
 pub async fn add(
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
     uri: &str,
     created_by: Option<Uuid>,
-) -> QueryResult<usize> {
+) -> QueryResult<Option<Uuid>> {
     diesel::insert_into(redirect_uris::table)
         .values((
             redirect_uris::tenant_id.eq(tenant_id),
@@ -32,8 +33,27 @@ pub async fn add(
         ))
         .on_conflict((redirect_uris::tenant_id, redirect_uris::uri))
         .do_nothing()
-        .execute(conn)
+        .returning(redirect_uris::id)
+        .get_result(conn)
         .await
+        .optional()
+}
+
+/// Removes one of the tenant's entries and returns it; `None` if the tenant has no such entry.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<RedirectUriRow>> {
+    diesel::delete(
+        redirect_uris::table
+            .filter(redirect_uris::tenant_id.eq(tenant_id))
+            .filter(redirect_uris::id.eq(id)),
+    )
+    .returning(RedirectUriRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 pub async fn list(

@@ -55,6 +55,23 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// Sets the Finch sandbox mode and default products used for new Connect sessions.
+pub async fn update_finch_settings(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    finch_sandbox: &str,
+    default_products: &[String],
+) -> QueryResult<usize> {
+    diesel::update(tenants::table.find(id))
+        .set((
+            tenants::finch_sandbox.eq(finch_sandbox),
+            tenants::default_products.eq(default_products),
+            tenants::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
 /// Every tenant visible in the current scope, by slug.
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Tenant>> {
     tenants::table

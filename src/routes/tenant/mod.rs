@@ -5,3 +5,4 @@ pub mod callback;
 pub mod connect;
 pub mod connections;
 pub mod home;
+pub mod settings;

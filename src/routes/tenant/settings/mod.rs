@@ -1,0 +1,146 @@
+//! `GET /t/{slug}/settings`: the tenant's Finch credentials, sandbox mode, default products and
+//! redirect-URI whitelist. The actions live next to it, one file each.
+//!
+//! The client secret is write-only: the page shows `••••` and the last four characters kept at
+//! save time, never the secret (SECURITY.md AC-4).
+
+pub mod finch;
+pub mod finch_test;
+pub mod redirect_uris;
+
+use actix_session::Session;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use crate::db::models::{audit, credentials, redirect_uris as uris, users};
+use crate::db::{DbError, transaction};
+use crate::domain::products;
+use crate::error::AppError;
+use crate::finch::wire::Product;
+use crate::state::AppState;
+use crate::tenancy::{SandboxSetting, callback_url};
+use crate::web::{PageContext, TenantAdmin};
+
+/// The stored credentials as the page may show them.
+struct SavedCredentials {
+    client_id: String,
+    secret_last4: String,
+    version: i32,
+    saved_at: DateTime<Utc>,
+    saved_by: Option<String>,
+}
+
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tenant/settings.html")]
+struct SettingsPage {
+    page: PageContext,
+    slug: String,
+    saved: Option<SavedCredentials>,
+    sandbox: Vec<Choice>,
+    products: Vec<Choice>,
+    redirect_uris: Vec<uris::RedirectUriRow>,
+    callback_url: String,
+    /// What the add form is pre-filled with: the callback URL unless it is already listed.
+    suggested_uri: String,
+}
+
+pub async fn show(
+    admin: TenantAdmin,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    let tenant_id = admin.tenant.id;
+    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let (current, author, list) = transaction(&mut conn, admin.scope(), async |conn| {
+        let current = credentials::current(conn, tenant_id).await?;
+        let author = match current.as_ref().and_then(|c| c.created_by) {
+            Some(id) => users::find(conn, id).await?.map(|u| u.email),
+            None => None,
+        };
+        let list = uris::list(conn, tenant_id).await?;
+        Ok::<_, diesel::result::Error>((current, author, list))
+    })
+    .await
+    .map_err(DbError::from)?;
+
+    let callback = callback_url(&state.settings.public_url, &admin.tenant.slug);
+    let suggested_uri = if list.iter().any(|u| u.uri == callback) {
+        String::new()
+    } else {
+        callback.clone()
+    };
+    let sandbox = SandboxSetting::parse(&admin.tenant.finch_sandbox).ok();
+    let page = SettingsPage {
+        page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
+        slug: admin.tenant.slug.clone(),
+        saved: current.map(|c| SavedCredentials {
+            client_id: c.client_id,
+            secret_last4: c.secret_last4,
+            version: c.version,
+            saved_at: c.created_at,
+            saved_by: author,
+        }),
+        sandbox: SandboxSetting::ALL
+            .iter()
+            .map(|s| Choice {
+                value: s.as_str(),
+                label: s.describe(),
+                checked: sandbox == Some(*s),
+            })
+            .collect(),
+        products: Product::ALL
+            .iter()
+            .map(|p| Choice {
+                value: p.as_str(),
+                label: products::describe(*p),
+                checked: admin
+                    .tenant
+                    .default_products
+                    .iter()
+                    .any(|d| d == p.as_str()),
+            })
+            .collect(),
+        redirect_uris: list,
+        callback_url: callback,
+        suggested_uri,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.render().map_err(AppError::internal)?))
+}
+
+/// `303` back to the settings page (POST → 303 → GET).
+fn back_to_settings(admin: &TenantAdmin) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, format!("/t/{}/settings", admin.tenant.slug)))
+        .finish()
+}
+
+/// An audit event by this admin about their tenant; `details` names fields, never values.
+fn audit_event<'a>(
+    admin: &TenantAdmin,
+    req: &HttpRequest,
+    action: &'a str,
+    target: (&'a str, String),
+    details: serde_json::Value,
+) -> audit::Event<'a> {
+    audit::Event {
+        tenant_id: Some(admin.tenant.id),
+        actor_user_id: Some(admin.user.id),
+        actor_kind: users::ROLE_TENANT_ADMIN,
+        action,
+        target_type: Some(target.0),
+        target_id: Some(target.1),
+        details,
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        request_id: None,
+    }
+}

@@ -1,0 +1,113 @@
+//! `POST /t/{slug}/settings/redirect-uris` (add) and
+//! `POST /t/{slug}/settings/redirect-uris/{id}/delete` (remove): the redirect-URI whitelist.
+//!
+//! A URI is stored exactly as typed once [`RedirectUri::parse`] accepts it. Removing is scoped
+//! to the tenant: another tenant's (or an unknown) id is a 404 and nothing changes.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{audit_event, back_to_settings};
+use crate::db::models::{audit, redirect_uris};
+use crate::db::{DbError, transaction};
+use crate::domain::RedirectUri;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{TenantAdmin, flash};
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    uri: String,
+}
+
+pub async fn add(
+    admin: TenantAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<AddForm>,
+) -> Result<HttpResponse, AppError> {
+    let uri = match RedirectUri::parse(&form.uri) {
+        Ok(uri) => uri,
+        Err(problem) => {
+            flash(
+                &session,
+                "error",
+                format!("The redirect URI was not added. {problem}"),
+            )?;
+            return Ok(back_to_settings(&admin));
+        }
+    };
+    let tenant_id = admin.tenant.id;
+    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let added = transaction(&mut conn, admin.scope(), async |conn| {
+        let added = redirect_uris::add(conn, tenant_id, uri.as_str(), Some(admin.user.id)).await?;
+        if let Some(id) = added {
+            audit::record(
+                conn,
+                audit_event(
+                    &admin,
+                    &req,
+                    "redirect_uri.added",
+                    ("redirect_uri", id.to_string()),
+                    serde_json::json!({ "fields": ["redirect_uris"] }),
+                ),
+            )
+            .await?;
+        }
+        Ok::<_, diesel::result::Error>(added)
+    })
+    .await
+    .map_err(DbError::from)?;
+    match added {
+        Some(_) => flash(&session, "ok", format!("Added {uri} to the whitelist."))?,
+        None => flash(
+            &session,
+            "info",
+            format!("{uri} is already on the whitelist; nothing was added."),
+        )?,
+    }
+    Ok(back_to_settings(&admin))
+}
+
+pub async fn delete(
+    admin: TenantAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (_, id) = path.into_inner();
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
+    let tenant_id = admin.tenant.id;
+    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let removed = transaction(&mut conn, admin.scope(), async |conn| {
+        let removed = redirect_uris::delete(conn, tenant_id, id).await?;
+        if removed.is_some() {
+            audit::record(
+                conn,
+                audit_event(
+                    &admin,
+                    &req,
+                    "redirect_uri.removed",
+                    ("redirect_uri", id.to_string()),
+                    serde_json::json!({ "fields": ["redirect_uris"] }),
+                ),
+            )
+            .await?;
+        }
+        Ok::<_, diesel::result::Error>(removed)
+    })
+    .await
+    .map_err(DbError::from)?;
+    let removed = removed.ok_or(AppError::NotFound)?;
+    flash(
+        &session,
+        "ok",
+        format!("Removed {} from the whitelist.", removed.uri),
+    )?;
+    Ok(back_to_settings(&admin))
+}
