@@ -209,16 +209,7 @@ pub async fn check_keys(
         crate::keys::register_and_check(conn, &vault).await
     })
     .await
-    .map_err(|e| match e {
-        crate::keys::KeyCheckError::Mismatch(_) | crate::keys::KeyCheckError::Missing { .. } => {
-            let message = e.to_string();
-            let problem = message
-                .trim_start_matches("FINCHGATE_MASTER_KEYS: ")
-                .to_owned();
-            CliError::Config(ConfigError::new("FINCHGATE_MASTER_KEYS", problem))
-        }
-        other => CliError::Runtime(other.into()),
-    })
+    .map_err(CliError::from)
 }
 
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
