@@ -5,6 +5,13 @@
 //! every configured key must open its recorded check value, every key that still wraps data must
 //! be configured, the active key must not be retired, and no retired key may still wrap data.
 //! Otherwise finchgate refuses to start, before it writes anything.
+//!
+//! Rotation ([`rotate`]) re-wraps data keys to the active master key online, in batches;
+//! retirement ([`retire`]) marks a key no row uses any more, after which it may leave the
+//! configuration.
+
+pub mod retire;
+pub mod rotate;
 
 use std::fmt;
 
