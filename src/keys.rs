@@ -8,8 +8,9 @@
 //!
 //! Rotation ([`rotate`]) re-wraps data keys to the active master key online, in batches;
 //! retirement ([`retire`]) marks a key no row uses any more, after which it may leave the
-//! configuration.
+//! configuration. [`command`] is the command-line face of both.
 
+pub mod command;
 pub mod retire;
 pub mod rotate;
 
