@@ -11,5 +11,6 @@ mod config;
 mod health;
 mod helpers;
 mod isolation;
+mod keys;
 mod migrations;
 mod sandbox;
