@@ -39,6 +39,8 @@ pub enum Command {
     /// Create tenants and invite their admins.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Master keys: generate one, show their use, rotate data keys to the active one, retire one.
+    Keys(KeysArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,11 +178,78 @@ pub struct SandboxArgs {
     pub apps: Option<String>,
 }
 
-/// Why a command stopped: bad configuration (exit 2) or a failure while running (exit 1).
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random master key as id:base64 (needs no database).
+    Generate {
+        /// Key id [default: k<YYYYMMDD>, today in UTC].
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Run the key check, then show every key: configured, active, wraps, rows using it.
+    Status(KeyringArgs),
+    /// Re-wrap every data key that is not under the active key (online, in batches, resumable).
+    Rotate(RotateArgs),
+    /// Record that no stored secret uses a key any more, so it may leave FINCHGATE_MASTER_KEYS.
+    Retire(RetireArgs),
+}
+
+/// The database and the configured master keys.
+#[derive(Debug, Args)]
+pub struct KeyringArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Master keys: id:base64-of-32-bytes, comma-separated.
+    #[arg(long, env = "FINCHGATE_MASTER_KEYS", hide_env_values = true)]
+    pub master_keys: Option<String>,
+    /// Id of the active master key [default: the last listed].
+    #[arg(long, env = "FINCHGATE_ACTIVE_KEY_ID")]
+    pub active_key_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub keys: KeyringArgs,
+    /// Rows per transaction (each is re-wrapped if it is under another key).
+    #[arg(
+        long,
+        env = "FINCHGATE_ROTATE_BATCH_SIZE",
+        default_value_t = crate::keys::rotate::DEFAULT_BATCH_SIZE,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub batch_size: u32,
+    /// Only count the rows that would be re-wrapped.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after N committed batches, as a crash would (re-running continues).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batches: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    #[command(flatten)]
+    pub keys: KeyringArgs,
+    /// The id of the key to retire.
+    pub id: String,
+}
+
+/// Why a command stopped: bad configuration or a refused operation (exit 2), or a failure
+/// while running (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
+    /// The command refuses to do what was asked; the message says why and what to do instead.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0:#}")]
     Runtime(#[from] anyhow::Error),
 }
@@ -221,7 +290,7 @@ fn report(error: &CliError) -> ExitCode {
     let line = error.to_string().replace('\n', " ");
     eprintln!("finchgate: {line}");
     match error {
-        CliError::Config(_) => ExitCode::from(2),
+        CliError::Config(_) | CliError::Refused(_) => ExitCode::from(2),
         CliError::Runtime(_) => ExitCode::from(1),
     }
 }
@@ -241,6 +310,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Tenant(TenantCommand::Invite(args)) => {
             crate::onboarding::commands::tenant_invite(args).await
         }
+        Command::Keys(args) => crate::keys::command::run(args).await,
     }
 }
 
@@ -277,16 +347,7 @@ pub async fn check_keys(
         crate::keys::register_and_check(conn, &vault).await
     })
     .await
-    .map_err(|e| match e {
-        crate::keys::KeyCheckError::Mismatch(_) | crate::keys::KeyCheckError::Missing { .. } => {
-            let message = e.to_string();
-            let problem = message
-                .trim_start_matches("FINCHGATE_MASTER_KEYS: ")
-                .to_owned();
-            CliError::Config(ConfigError::new("FINCHGATE_MASTER_KEYS", problem))
-        }
-        other => CliError::Runtime(other.into()),
-    })
+    .map_err(CliError::from)
 }
 
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully.

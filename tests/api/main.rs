@@ -13,6 +13,7 @@ mod finch_client;
 mod health;
 mod helpers;
 mod isolation;
+mod keys;
 mod migrations;
 mod ops;
 mod sandbox;

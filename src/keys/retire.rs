@@ -1,0 +1,90 @@
+//! Retiring a master key: recorded once no stored envelope uses it, so that it may leave the
+//! configuration (and stay in backups for the restore window).
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+
+use super::PerTable;
+use crate::db::models::{audit, keyring as keyring_rows};
+use crate::db::{Scope, transaction};
+use crate::vault::{KekId, Vault};
+
+/// What `retire` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// Retired now.
+    Now(DateTime<Utc>),
+    /// It already was, since then; nothing changed.
+    Already(DateTime<Utc>),
+}
+
+/// Why a key cannot be retired. Each message is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    #[error(
+        "refusing to retire key \"{0}\": this database has no key by that id (see `finchgate keys status`)"
+    )]
+    Unknown(KekId),
+    #[error(
+        "refusing to retire key \"{0}\": it is the active key; append a newer key to FINCHGATE_MASTER_KEYS (or set FINCHGATE_ACTIVE_KEY_ID), run `finchgate keys rotate`, then retire it"
+    )]
+    Active(KekId),
+    #[error(
+        "refusing to retire key \"{id}\": {} finch_credentials row(s) and {} connection_tokens row(s) still use it; run `finchgate keys rotate` first",
+        rows.finch_credentials,
+        rows.connection_tokens
+    )]
+    InUse { id: KekId, rows: PerTable },
+    #[error("database error while retiring a key: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Retires `id` unless it is `vault`'s active key or any stored envelope still uses it, and
+/// records an audit event. The key's `keyring` row is locked first (`FOR UPDATE`), which waits
+/// for transactions that are storing rows under it, so none slips in between the count and the
+/// retirement; after it, `count_wrap` refuses the key, so an instance still running with it
+/// active can store nothing more under it.
+pub async fn retire(
+    conn: &mut AsyncPgConnection,
+    vault: &Vault,
+    id: &KekId,
+) -> Result<Retired, RetireError> {
+    if vault.active_kek_id() == id {
+        return Err(RetireError::Active(id.clone()));
+    }
+    transaction(conn, Scope::System, async |conn| {
+        let record = keyring_rows::lock_for_retiring(conn, id.as_str())
+            .await?
+            .ok_or_else(|| RetireError::Unknown(id.clone()))?;
+        if let Some(at) = record.retired_at {
+            return Ok(Retired::Already(at));
+        }
+        let rows = super::usage_by_table(conn)
+            .await?
+            .into_iter()
+            .find(|u| u.kek_id == id.as_str())
+            .map(|u| u.rows)
+            .unwrap_or_default();
+        if rows.total() > 0 {
+            return Err(RetireError::InUse {
+                id: id.clone(),
+                rows,
+            });
+        }
+        let at = keyring_rows::retire(conn, id.as_str()).await?;
+        audit::record(
+            conn,
+            audit::Event {
+                actor_kind: "cli",
+                action: "keys.retired",
+                target_type: Some("master_key"),
+                target_id: Some(id.as_str().to_owned()),
+                details: serde_json::json!({ "active_key": vault.active_kek_id().as_str() }),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Retired::Now(at))
+    })
+    .await
+}
