@@ -417,6 +417,22 @@ pub async fn approve_in_emulator(connect_url: &str, state: Option<&str>) -> Url 
 
 /// Like [`approve_in_emulator`], with `decision` = `approve` or `deny`.
 pub async fn decide_in_emulator(connect_url: &str, state: Option<&str>, decision: &str) -> Url {
+    let response = submit_authorize(connect_url, state, decision).await;
+    assert!(
+        response.status().is_redirection(),
+        "the emulator redirects: {}",
+        response.status()
+    );
+    Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+/// Opens the emulator's authorize page and submits it with `decision` and provider `gusto`, as a
+/// person clicking the button would.
+async fn submit_authorize(
+    connect_url: &str,
+    state: Option<&str>,
+    decision: &str,
+) -> reqwest::Response {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -437,18 +453,11 @@ pub async fn decide_in_emulator(connect_url: &str, state: Option<&str>, decision
     fields.retain(|(k, _)| k != "decision" && k != "provider");
     fields.push(("decision".into(), decision.into()));
     fields.push(("provider".into(), "gusto".into()));
-    let response = http
-        .post(url.join("authorize").unwrap())
+    http.post(url.join("authorize").unwrap())
         .form(&fields)
         .send()
         .await
-        .unwrap();
-    assert!(
-        response.status().is_redirection(),
-        "the emulator redirects: {}",
-        response.status()
-    );
-    Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
+        .unwrap()
 }
 
 fn hidden_inputs(html: &str) -> Vec<(String, String)> {
@@ -607,32 +616,7 @@ impl TestApp {
 
 /// Completes the emulator's authorize page in embedded mode; returns the result page's HTML.
 pub async fn embedded_result_in_emulator(connect_url: &str, state: Option<&str>) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut url = Url::parse(connect_url).unwrap();
-    if let Some(state) = state {
-        url.query_pairs_mut().append_pair("state", state);
-    }
-    let page = http
-        .get(url.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut fields = hidden_inputs(&page);
-    fields.retain(|(k, _)| k != "decision" && k != "provider");
-    fields.push(("decision".into(), "approve".into()));
-    fields.push(("provider".into(), "gusto".into()));
-    let response = http
-        .post(url.join("authorize").unwrap())
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let response = submit_authorize(connect_url, state, "approve").await;
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
