@@ -165,14 +165,7 @@ impl FinchClient {
         app: &AppCredentials<'_>,
         request: &CreateConnectSessionRequest,
     ) -> Result<Answer<ConnectSessionResponse>, FinchError> {
-        let url = self.url("connect/sessions")?;
-        self.send(|| {
-            self.http
-                .post(url.clone())
-                .basic_auth(app.client_id, Some(app.client_secret.expose_secret()))
-                .json(request)
-        })
-        .await
+        self.post_as_app("connect/sessions", app, request).await
     }
 
     /// `POST /connect/sessions/reauthenticate` for an existing connection.
@@ -181,12 +174,23 @@ impl FinchClient {
         app: &AppCredentials<'_>,
         request: &ReauthenticateSessionRequest,
     ) -> Result<Answer<ConnectSessionResponse>, FinchError> {
-        let url = self.url("connect/sessions/reauthenticate")?;
+        self.post_as_app("connect/sessions/reauthenticate", app, request)
+            .await
+    }
+
+    /// A JSON POST authenticated with the application's credentials (HTTP Basic).
+    async fn post_as_app<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        app: &AppCredentials<'_>,
+        body: &B,
+    ) -> Result<Answer<T>, FinchError> {
+        let url = self.url(path)?;
         self.send(|| {
             self.http
                 .post(url.clone())
                 .basic_auth(app.client_id, Some(app.client_secret.expose_secret()))
-                .json(request)
+                .json(body)
         })
         .await
     }
