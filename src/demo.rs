@@ -416,11 +416,7 @@ async fn seed_in(
             .await
             .map_err(anyhow::Error::from)?;
         }
-        let callback = format!(
-            "{}/t/{}/finch/callback",
-            public_url.as_str().trim_end_matches('/'),
-            demo.slug
-        );
+        let callback = crate::tenancy::callback_url(public_url, &demo.slug);
         redirect_uris::add(conn, tenant.id, &callback, None)
             .await
             .map_err(anyhow::Error::from)?;

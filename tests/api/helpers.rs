@@ -504,7 +504,14 @@ impl TestApp {
         finchgate::vault::Vault::new(self.keyring.clone())
     }
 
+    /// A tenant with Finch credentials (registered at the emulator) and its callback URL
+    /// whitelisted; its admin is signed in with the app's default client.
     pub async fn setup_connect(&self, slug: &str) -> ConnectSetup {
+        self.setup_connect_in(slug, &self.client).await
+    }
+
+    /// Like [`TestApp::setup_connect`], with the admin signed in in `browser`.
+    pub async fn setup_connect_in(&self, slug: &str, browser: &reqwest::Client) -> ConnectSetup {
         let tenant_id = self.create_tenant(slug).await;
         let admin = self
             .create_user(&format!("admin@{slug}.test"), Some(tenant_id))
@@ -516,41 +523,26 @@ impl TestApp {
             client_secret: SecretString::from(secret.clone()),
         });
         let vault = finchgate::vault::Vault::new(self.keyring.clone());
-        let row_id = uuid::Uuid::new_v4();
-        let sealed = vault
-            .seal(
-                &finchgate::vault::RowContext::new(
-                    finchgate::vault::Purpose::FinchClientSecret,
-                    tenant_id,
-                    row_id,
-                ),
-                secret.as_bytes(),
-            )
-            .unwrap();
-        let redirect_uri = format!("{}/t/{slug}/finch/callback", self.address);
+        let redirect_uri = finchgate::tenancy::callback_url(
+            &Url::parse(&self.address).expect("the app's address is a URL"),
+            slug,
+        );
         let mut conn = self.pool.get().await.unwrap();
         let redirect_uri_id =
             finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
-                let check = vault.key_check_value(vault.active_kek_id()).unwrap();
-                finchgate::db::models::keyring::insert_if_missing(
+                finchgate::keys::register_and_check(conn, &vault)
+                    .await
+                    .expect("register the test master keys");
+                finchgate::tenancy::credentials::store(
                     conn,
-                    vault.active_kek_id().as_str(),
-                    &check,
+                    &vault,
+                    tenant_id,
+                    &client_id,
+                    &SecretString::from(secret.clone()),
+                    None,
                 )
-                .await?;
-                finchgate::db::models::credentials::replace(
-                    conn,
-                    &finchgate::db::models::credentials::NewCredentials {
-                        id: row_id,
-                        tenant_id,
-                        client_id: &client_id,
-                        secret_kek_id: sealed.kek_id.as_str(),
-                        secret_envelope: &sealed.envelope,
-                        secret_last4: &secret[secret.len() - 4..],
-                        created_by: None,
-                    },
-                )
-                .await?;
+                .await
+                .expect("store the tenant's credentials");
                 finchgate::db::models::redirect_uris::add(conn, tenant_id, &redirect_uri, None)
                     .await?;
                 let list = finchgate::db::models::redirect_uris::list(conn, tenant_id).await?;
@@ -558,7 +550,10 @@ impl TestApp {
             })
             .await
             .unwrap();
-        self.login(&admin).await;
+        let signed_in = self
+            .login_with(browser, &admin.email, &admin.password)
+            .await;
+        assert_eq!(signed_in.status(), 303, "the tenant admin signs in");
         ConnectSetup {
             tenant_id,
             slug: slug.to_owned(),
