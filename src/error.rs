@@ -19,6 +19,10 @@ pub enum AppError {
     BadRequest(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request is fine but the stored state it needs cannot be used (e.g. a token that
+    /// fails its integrity check).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("too many requests")]
     TooManyRequests,
     #[error("service unavailable: {0}")]
@@ -38,6 +42,7 @@ impl AppError {
             Self::NotFound => ("Not found", "There is nothing here. Check the address, or go back to the start page.".into()),
             Self::BadRequest(m) => ("That request could not be used", m.clone()),
             Self::Forbidden(m) => ("Not allowed", m.clone()),
+            Self::Conflict(m) => ("This cannot be done right now", m.clone()),
             Self::TooManyRequests => ("Too many requests", "Please wait a minute and try again.".into()),
             Self::Unavailable(m) => ("Temporarily unavailable", m.clone()),
             Self::Internal(_) => (
@@ -78,6 +83,7 @@ impl ResponseError for AppError {
             Self::LoginRequired => StatusCode::SEE_OTHER,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

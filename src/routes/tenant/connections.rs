@@ -87,14 +87,48 @@ async fn open_token(
     .await
     .map_err(crate::db::DbError::from)?;
     let Some(row) = row else { return Ok(None) };
-    state
-        .vault
-        .open_string(
-            &RowContext::new(Purpose::AccessToken, tenant_id, connection_id),
-            &row.envelope,
-        )
-        .map(Some)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("the stored token does not open: {e}")))
+    let opened = state.vault.open_string(
+        &RowContext::new(Purpose::AccessToken, tenant_id, connection_id),
+        &row.envelope,
+    );
+    match opened {
+        Ok(token) => Ok(Some(token)),
+        Err(error) => {
+            // Altered, truncated or copied from another row: never used, and operators told.
+            tracing::error!(
+                alert = "token_integrity",
+                %tenant_id,
+                %connection_id,
+                error = %error,
+                "a stored access token failed its integrity check"
+            );
+            transaction(&mut conn, admin.scope(), async |conn| {
+                audit::record(
+                    conn,
+                    audit::Event {
+                        tenant_id: Some(tenant_id),
+                        actor_user_id: Some(admin.user.id),
+                        actor_kind: "tenant_admin",
+                        action: "connection.token_integrity_failed",
+                        target_type: Some("connection"),
+                        target_id: Some(connection_id.to_string()),
+                        details: serde_json::json!({ "error": error.to_string() }),
+                        request_id: crate::telemetry::current_request_id(),
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+            .await
+            .map_err(crate::db::DbError::from)?;
+            Err(AppError::Conflict(
+                "The stored access token of this connection failed its integrity check (it was \
+                 altered or moved), so it was not used. Reconnect to replace it; your operator \
+                 has been alerted."
+                    .into(),
+            ))
+        }
+    }
 }
 
 fn back(admin: &TenantAdmin, id: Uuid) -> HttpResponse {
