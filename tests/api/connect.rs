@@ -619,6 +619,138 @@ async fn t16_a_token_that_cannot_be_stored_is_recorded_as_not_persisted_and_kept
 }
 
 #[tokio::test]
+async fn t16_a_write_that_fails_fewer_times_than_the_retries_still_stores_the_token() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let url = app.redirect_callback_url(&app.client, &setup).await;
+    let mut superuser = app.db.connect().await;
+    // The first two token writes fail (the sequence does not roll back with them); the third of
+    // the callback's three write attempts goes through.
+    for statement in [
+        "CREATE SEQUENCE injected_token_write_failures",
+        "CREATE FUNCTION fail_first_token_writes() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+         BEGIN
+             IF nextval('injected_token_write_failures') <= 2 THEN
+                 RAISE EXCEPTION 'injected commit failure';
+             END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER fail_first_token_writes BEFORE INSERT ON connection_tokens
+         FOR EACH ROW EXECUTE FUNCTION fail_first_token_writes()",
+    ] {
+        diesel::sql_query(statement)
+            .execute(&mut superuser)
+            .await
+            .unwrap();
+    }
+    let response = callback(&app, &app.client, &url).await;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("/connections/"), "{location}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT last_value AS n FROM injected_token_write_failures"
+        )
+        .await,
+        3,
+        "two failed writes, then the one that stored it"
+    );
+    assert_eq!(
+        token_calls(&app),
+        1,
+        "the write is retried, never the exchange"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        1
+    );
+    assert_token_stored(&app, &setup, connection_id_from(&location)).await;
+    let rows = ledger(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome.as_deref(), Some("succeeded"));
+    assert_eq!(flow_status(&app).await, ["completed"]);
+    app.stop().await;
+}
+
+/// Forwards TCP connections from `listener` to `target` (counting them) until its task is
+/// aborted; aborting closes the port and every forwarded connection.
+async fn tcp_proxy(
+    listener: std::net::TcpListener,
+    target: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn t12_a_refused_connection_to_finch_is_retried_and_the_flow_completes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Finch's API is reached through a proxy the test can take down and bring back.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let app = spawn_app_with(|settings| {
+        settings.finch.api_url = url::Url::parse(&format!("http://{proxy_addr}/")).unwrap();
+    })
+    .await;
+    let emulator: std::net::SocketAddr = ([127, 0, 0, 1], app.sandbox.port()).into();
+    let before = Arc::new(AtomicUsize::new(0));
+    let first = tokio::spawn(tcp_proxy(proxy, emulator, before.clone()));
+    let setup = app.setup_connect("acme").await;
+    let url = app.redirect_callback_url(&app.client, &setup).await;
+    assert!(
+        AtomicUsize::load(&before, Ordering::SeqCst) >= 1,
+        "the Connect session went through the proxy"
+    );
+    // Down: the port refuses connections; pooled connections are closed.
+    first.abort();
+    let _ = first.await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Back up a moment after the callback's first connection attempt was refused.
+    let after = Arc::new(AtomicUsize::new(0));
+    let counter = after.clone();
+    let second = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        tcp_proxy(
+            std::net::TcpListener::bind(proxy_addr).unwrap(),
+            emulator,
+            counter,
+        )
+        .await;
+    });
+    let response = callback(&app, &app.client, &url).await;
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(response.status(), 303);
+    assert!(
+        location.contains("/connections/"),
+        "the flow completed: {location}"
+    );
+    assert_eq!(
+        AtomicUsize::load(&after, Ordering::SeqCst),
+        1,
+        "one connection reached Finch after the refusal"
+    );
+    assert_eq!(token_calls(&app), 1, "one request received");
+    let rows = ledger(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome.as_deref(), Some("succeeded"));
+    assert_eq!(flow_status(&app).await, ["completed"]);
+    second.abort();
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn t17_the_reaper_marks_an_abandoned_exchange_as_unknown_outcome_without_exchanging() {
     let app = spawn_app().await;
     let setup = app.setup_connect("acme").await;
