@@ -7,6 +7,7 @@
 )]
 
 mod auth;
+mod authz;
 mod config;
 mod connect;
 mod finch_client;
@@ -18,3 +19,4 @@ mod migrations;
 mod ops;
 mod sandbox;
 mod settings;
+mod vault;
