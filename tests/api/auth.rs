@@ -167,6 +167,81 @@ async fn repeated_failures_back_off_the_account_and_it_recovers_after_the_window
 }
 
 #[tokio::test]
+async fn t26_fifty_spoofed_forwarded_for_addresses_count_as_the_one_real_peer() {
+    let app = spawn_app().await;
+    let user = tenant_admin(&app).await;
+    let mut statuses = Vec::new();
+    for n in 0..50 {
+        let browser = app.new_browser();
+        let page = browser
+            .get(format!("{}/login", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = crate::helpers::csrf_token_in(&page);
+        let response = browser
+            .post(format!("{}/login", app.address))
+            .header("X-Forwarded-For", format!("203.0.113.{n}"))
+            .header("X-Real-IP", format!("198.51.100.{n}"))
+            .form(&[
+                ("email", user.email.as_str()),
+                ("password", "guess"),
+                ("csrf_token", csrf.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("203.0.113") && !body.contains(&user.password),
+            "the answer echoes nothing"
+        );
+        statuses.push(status);
+    }
+    // The per-IP limit is keyed on the TCP peer, whatever the headers claim: after 30 failures
+    // every further attempt is throttled, as it would be from one address.
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[30..].iter().all(|s| *s == 429), "{statuses:?}");
+    #[derive(diesel::QueryableByName)]
+    struct Ips {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        spoofed: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        real: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        throttled: i64,
+    }
+    let mut conn = app.db.connect().await;
+    let ips: Ips = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE ip::text LIKE '203.0.113.%' OR ip::text LIKE '198.51.100.%') AS spoofed,
+                    count(*) FILTER (WHERE ip::text LIKE '127.0.0.1%') AS real,
+                    count(*) FILTER (WHERE action = 'login.throttled') AS throttled
+               FROM audit_events WHERE action LIKE 'login.%'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ips.spoofed, 0, "a spoofed address is never recorded");
+    assert_eq!(ips.real, 50, "every attempt is audited with the real peer");
+    assert_eq!(ips.throttled, 20, "the lockout is logged");
+    // The account's own back-off engaged too; the victim signs in after the windows pass.
+    app.clock.advance(chrono::Duration::minutes(16));
+    assert_eq!(
+        app.login_with(&app.new_browser(), &user.email, &user.password)
+            .await
+            .status(),
+        303
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn an_idle_session_expires_after_thirty_minutes() {
     let app = spawn_app().await;
     let user = tenant_admin(&app).await;
