@@ -902,6 +902,44 @@ async fn refresh_reconnect_and_disconnect_manage_the_connection() {
 }
 
 #[tokio::test]
+async fn exchange_attempts_are_counted_by_outcome_and_category_with_their_latency() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let url = app.redirect_callback_url(&app.client, &setup).await;
+    assert_eq!(callback(&app, &app.client, &url).await.status(), 303);
+    // A second flow whose exchange fails at Finch with a 5xx.
+    let again = app.redirect_callback_url(&app.client, &setup).await;
+    app.sandbox.inject(
+        Fault::new(FaultKind::ServerError {
+            status: Default::default(),
+        })
+        .on(Endpoint::AuthToken),
+    );
+    assert_eq!(callback(&app, &app.client, &again).await.status(), 303);
+    let body = app.get("/metrics").await.text().await.unwrap();
+    let line = |needle: &str| {
+        body.lines()
+            .find(|l| l.starts_with("finchgate_exchange_attempts_total") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {body}"))
+            .to_owned()
+    };
+    // The recorder is process-wide (other tests count too): each series exists and is counted.
+    let succeeded = line(r#"outcome="succeeded""#);
+    assert!(succeeded.contains(r#"category="none""#), "{succeeded}");
+    let failed = line(r#"outcome="failed""#);
+    assert!(failed.contains("category=\""), "{failed}");
+    assert!(
+        body.contains("finchgate_exchange_duration_seconds_bucket"),
+        "latency histogram: {body}"
+    );
+    assert!(
+        body.contains("finchgate_open_flows"),
+        "open flows gauge: {body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn every_failure_category_has_a_page_a_person_can_act_on() {
     for failure in finchgate::domain::failure::ALL {
         assert!(failure.next_step.ends_with('.'), "{}", failure.category);
