@@ -69,7 +69,10 @@ fn apply(headers: &mut HeaderMap, connect_origin: Option<&str>, https: bool) {
     }
     set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set_default(headers, header::X_FRAME_OPTIONS, "DENY");
-    set_default(headers, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on form
+    // POSTs, which the CSRF Origin check must refuse. Nothing leaves for other sites either way;
+    // the callback sets `no-referrer` itself (its URL carries the code).
+    set_default(headers, header::REFERRER_POLICY, "same-origin");
     set_default(
         headers,
         HeaderName::from_static("cross-origin-opener-policy"),

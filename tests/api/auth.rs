@@ -432,7 +432,7 @@ async fn security_headers_are_on_every_kind_of_response() {
             assert!(csp.contains(directive), "{name}: {csp}");
         }
         assert_eq!(h["x-content-type-options"], "nosniff", "{name}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{name}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{name}");
         assert!(
             h.get("strict-transport-security").is_none(),
             "no HSTS over plain http ({name})"
