@@ -5,11 +5,18 @@ use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
 
-const FILES: &[(&str, &str, &str)] = &[(
-    "app.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/app.css"),
-)];
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/app.css"),
+    ),
+    (
+        "embedded.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/embedded.js"),
+    ),
+];
 
 pub async fn serve(file: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (_, content_type, body) = FILES
