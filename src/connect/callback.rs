@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 use super::{CredentialsProblem, open_credentials, sha256};
-use crate::db::models::{attempts, audit, connections, flows, keyring, tokens};
+use crate::db::models::{attempts, audit, connections, flows, keyring, rate_limits, tokens};
 use crate::db::{Scope, transaction};
 use crate::domain::failure::{self, Failure};
 use crate::error::AppError;
@@ -77,7 +77,52 @@ fn forbidden(failure: Failure) -> AppError {
     AppError::Forbidden(format!("{} — {}", failure.title, failure.next_step))
 }
 
+/// Refused callbacks (malformed, unknown or foreign state) one admin may cause per window before
+/// further callbacks are answered 429 without a lookup (RFC 6819 §4.4.1.12: no guessing codes or
+/// states at our expense).
+pub const REFUSED_CALLBACK_LIMIT: i32 = 20;
+pub const REFUSED_CALLBACK_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Handles one callback, throttling an admin whose callbacks keep being refused.
 pub async fn handle(
+    state: &AppState,
+    admin: &TenantAdmin,
+    session: &Session,
+    input: CallbackInput,
+) -> Result<Outcome, AppError> {
+    let key = format!("callback-refused:{}", admin.user.id);
+    let now = state.clock.now();
+    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let blocked = transaction(&mut conn, Scope::System, async |conn| {
+        rate_limits::is_blocked(conn, &key, now).await
+    })
+    .await
+    .map_err(crate::db::DbError::from)?;
+    if blocked {
+        tracing::warn!(user_id = %admin.user.id, "callbacks throttled after repeated refusals");
+        return Err(AppError::TooManyRequests);
+    }
+    drop(conn);
+    let result = handle_unthrottled(state, admin, session, input).await;
+    if let Err(AppError::BadRequest(_) | AppError::Forbidden(_)) = &result {
+        let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+        transaction(&mut conn, Scope::System, async |conn| {
+            rate_limits::hit(
+                conn,
+                &key,
+                now,
+                REFUSED_CALLBACK_WINDOW,
+                REFUSED_CALLBACK_LIMIT,
+            )
+            .await
+        })
+        .await
+        .map_err(crate::db::DbError::from)?;
+    }
+    result
+}
+
+async fn handle_unthrottled(
     state: &AppState,
     admin: &TenantAdmin,
     session: &Session,

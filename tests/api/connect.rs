@@ -751,6 +751,51 @@ async fn t12_a_refused_connection_to_finch_is_retried_and_the_flow_completes() {
 }
 
 #[tokio::test]
+async fn t35_an_admin_whose_callbacks_keep_being_refused_is_throttled_before_any_lookup() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let genuine = app.redirect_callback_url(&app.client, &setup).await;
+    let mut statuses = Vec::new();
+    for n in 0..25 {
+        // Well-formed guesses: a code and a state that match no flow.
+        let guess = format!(
+            "{}/t/acme/finch/callback?code=guess{n:027}&state={:043}",
+            app.address, n
+        );
+        statuses.push(app.get(&guess[app.address.len()..]).await.status().as_u16());
+    }
+    let limit = finchgate::connect::callback::REFUSED_CALLBACK_LIMIT as usize;
+    assert!(statuses[..limit].iter().all(|s| *s == 400), "{statuses:?}");
+    assert!(statuses[limit..].iter().all(|s| *s == 429), "{statuses:?}");
+    // While throttled even the genuine callback waits, untouched.
+    assert_eq!(callback(&app, &app.client, &genuine).await.status(), 429);
+    assert_eq!(
+        token_calls(&app),
+        0,
+        "no guess and no throttled callback reached Finch"
+    );
+    assert_eq!(flow_status(&app).await, ["pending"]);
+    assert!(
+        ledger(&app).await.is_empty(),
+        "guesses write no ledger rows"
+    );
+    // After the window the genuine callback completes.
+    app.clock.advance(
+        finchgate::connect::callback::REFUSED_CALLBACK_WINDOW + chrono::Duration::seconds(1),
+    );
+    let response = callback(&app, &app.client, &genuine).await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/connections/")
+    );
+    assert_eq!(token_calls(&app), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn t17_the_reaper_marks_an_abandoned_exchange_as_unknown_outcome_without_exchanging() {
     let app = spawn_app().await;
     let setup = app.setup_connect("acme").await;
