@@ -69,6 +69,48 @@ fn valid_error(error: &str) -> bool {
         && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
+/// A callback's input that passed the shape checks.
+#[derive(Debug)]
+pub struct Shaped {
+    /// The authorization code (base64url-ish, at most `MAX_CODE_LEN` bytes).
+    pub code: Option<SecretString>,
+    /// Finch Connect's `error` (lowercase and `_`, at most 64 bytes).
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// Exactly `STATE_LEN` base64url characters, or absent (redirect-flow fallback).
+    pub state: Option<SecretString>,
+}
+
+/// The shape checks (lengths and alphabets of code, state and error; a code or an error must be
+/// present): a pure function of the input, so the fuzzer and the proptests can drive it. What
+/// fails here is never looked up, recorded or sent anywhere.
+pub fn check_shape(input: CallbackInput) -> Result<Shaped, Failure> {
+    let code = match input.code {
+        Some(code) if valid_code(code.expose_secret()) => Some(code),
+        Some(_) => return Err(failure::STATE_INVALID),
+        None => None,
+    };
+    let error = match input.error {
+        Some(e) if valid_error(&e) => Some(e),
+        Some(_) => return Err(failure::STATE_INVALID),
+        None => None,
+    };
+    if code.is_none() && error.is_none() {
+        return Err(failure::STATE_INVALID);
+    }
+    let state = match input.state {
+        Some(state) if valid_state(state.expose_secret()) => Some(state),
+        Some(_) => return Err(failure::STATE_INVALID),
+        None => None,
+    };
+    Ok(Shaped {
+        code,
+        error,
+        error_description: input.error_description,
+        state,
+    })
+}
+
 fn rejected(failure: Failure) -> AppError {
     AppError::BadRequest(format!("{} — {}", failure.title, failure.next_step))
 }
@@ -130,27 +172,20 @@ async fn handle_unthrottled(
 ) -> Result<Outcome, AppError> {
     let received_at = state.clock.now();
     // 1. Shape checks: nothing malformed goes further (no lookup, no ledger row, no Finch call).
-    let code = match &input.code {
-        Some(code) if valid_code(code.expose_secret()) => Some(code.clone()),
-        Some(_) => return Err(rejected(failure::STATE_INVALID)),
-        None => None,
-    };
-    let error = match input.error.as_deref() {
-        Some(e) if valid_error(e) => Some(e.to_owned()),
-        Some(_) => return Err(rejected(failure::STATE_INVALID)),
-        None => None,
-    };
-    if code.is_none() && error.is_none() {
-        return Err(rejected(failure::STATE_INVALID));
-    }
+    let Shaped {
+        code,
+        error,
+        error_description,
+        state: raw_state,
+    } = check_shape(input).map_err(rejected)?;
     let binding = sha256(&SessionData(session).flow_binding()?);
     let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
 
     // 2. Find the flow: by state, or (redirect flow, no state at all) the session's single pending flow.
     let mut state_missing = false;
-    let flow = match input.state.as_ref().map(|s| s.expose_secret()) {
-        Some(raw) if valid_state(raw) => {
-            let hash = sha256(raw);
+    let flow = match raw_state {
+        Some(raw) => {
+            let hash = sha256(raw.expose_secret());
             transaction(&mut conn, Scope::System, async |conn| {
                 flows::find_by_state_hash(conn, &hash).await
             })
@@ -158,7 +193,6 @@ async fn handle_unthrottled(
             .map_err(crate::db::DbError::from)?
             .ok_or_else(|| rejected(failure::STATE_INVALID))?
         }
-        Some(_) => return Err(rejected(failure::STATE_INVALID)),
         None => {
             state_missing = true;
             let tenant_id = admin.tenant.id;
@@ -231,8 +265,7 @@ async fn handle_unthrottled(
         let Some(attempt_id) = claimed else {
             return Ok(Outcome::InProgress { flow_id: flow.id });
         };
-        let description = input
-            .error_description
+        let description = error_description
             .as_deref()
             .map(|d| attempts::sanitize(d, 500));
         let detail = match description {
@@ -815,4 +848,78 @@ pub enum StoreError {
     Vault(crate::vault::VaultError),
     #[error("{0}")]
     Conflict(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The callback's query string as actix's `web::Query` reads it.
+    fn from_query(raw: &str) -> Option<CallbackInput> {
+        serde_urlencoded::from_str(raw).ok()
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_parses_or_is_refused_without_panicking(raw in any::<String>()) {
+            if let Some(input) = from_query(&raw) {
+                let _ = check_shape(input);
+            }
+        }
+
+        #[test]
+        fn any_json_body_parses_or_is_refused_without_panicking(raw in any::<Vec<u8>>()) {
+            if let Ok(input) = serde_json::from_slice::<CallbackInput>(&raw) {
+                let _ = check_shape(input);
+            }
+        }
+
+        #[test]
+        fn what_passes_has_the_promised_shape(
+            code in proptest::option::of(any::<String>()),
+            state in proptest::option::of(any::<String>()),
+            error in proptest::option::of(any::<String>()),
+        ) {
+            let input = CallbackInput {
+                code: code.map(SecretString::from),
+                state: state.map(SecretString::from),
+                error,
+                error_description: None,
+            };
+            if let Ok(shaped) = check_shape(input) {
+                prop_assert!(shaped.code.is_some() || shaped.error.is_some());
+                if let Some(code) = &shaped.code {
+                    prop_assert!(valid_code(code.expose_secret()));
+                }
+                if let Some(state) = &shaped.state {
+                    prop_assert_eq!(state.expose_secret().len(), STATE_LEN);
+                }
+            }
+        }
+
+        #[test]
+        fn a_well_formed_callback_always_passes(
+            code in "[A-Za-z0-9._~-]{1,256}",
+            state in "[A-Za-z0-9_-]{43}",
+        ) {
+            let query = format!("code={code}&state={state}");
+            let input = from_query(&query).expect("a plain query parses");
+            let shaped = check_shape(input).expect("a well-formed callback passes");
+            prop_assert_eq!(shaped.code.map(|c| c.expose_secret().to_owned()), Some(code));
+            prop_assert_eq!(shaped.state.map(|s| s.expose_secret().to_owned()), Some(state));
+        }
+
+        #[test]
+        fn a_state_of_any_other_length_is_refused(state in "[A-Za-z0-9_-]{0,200}") {
+            prop_assume!(state.len() != STATE_LEN);
+            let input = CallbackInput {
+                code: Some(SecretString::from("abc")),
+                state: Some(SecretString::from(state)),
+                ..CallbackInput::default()
+            };
+            prop_assert!(check_shape(input).is_err());
+        }
+    }
 }
