@@ -17,4 +17,5 @@ mod helpers;
 
 mod cluster;
 mod fixture;
+mod two_instances;
 mod under_load;
