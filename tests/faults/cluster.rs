@@ -60,10 +60,22 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// `pg_ctl restart -m fast`: every session is terminated, the server stops and comes back.
-    /// Blocking; call it from a blocking task.
-    pub fn restart(&self) {
-        self.pg_ctl(&["restart", "-m", "fast"]);
+    /// `pg_ctl stop -m fast` (every session is terminated), `down` with no server at all, then
+    /// `pg_ctl start`. Blocking; call it from a blocking task.
+    pub fn restart(&self, down: std::time::Duration) {
+        self.stop();
+        std::thread::sleep(down);
+        self.start_again();
+    }
+
+    /// `pg_ctl stop -m fast`: every session is terminated and the server is gone. Blocking.
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+    }
+
+    /// `pg_ctl start` after [`Cluster::stop`]. Blocking.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -17,5 +17,6 @@ mod helpers;
 
 mod cluster;
 mod fixture;
+mod restart;
 mod two_instances;
 mod under_load;
