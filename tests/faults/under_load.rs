@@ -40,6 +40,9 @@ const FAULT_EVERY: usize = 5;
 const FINCH_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A reload after a 503 (the database is restarting) comes this much later.
 const RELOAD_AFTER: Duration = Duration::from_millis(300);
+/// How long the database stays down when it is restarted: a restart or failover in production
+/// takes seconds, long enough for requests to find no database at all.
+const DATABASE_DOWN: Duration = Duration::from_secs(2);
 /// A person gives up reloading after this many tries.
 const MAX_RELOADS: usize = 100;
 
@@ -358,7 +361,7 @@ async fn two_thousand_callbacks_survive_injected_faults_and_a_database_restart()
             }
             let at = AtomicUsize::load(&run.sent, Ordering::SeqCst);
             let started = Instant::now();
-            tokio::task::spawn_blocking(move || cluster.restart())
+            tokio::task::spawn_blocking(move || cluster.restart(DATABASE_DOWN))
                 .await
                 .expect("restart the database");
             (at, started.elapsed())
@@ -604,7 +607,7 @@ async fn two_thousand_callbacks_survive_injected_faults_and_a_database_restart()
         remaining_faults.len()
     );
     eprintln!(
-        "database restarted after {restarted_at} callbacks; pg_ctl restart took {restart_took:.1?}"
+        "database restarted after {restarted_at} callbacks; down for {restart_took:.1?} (stop, {DATABASE_DOWN:?}, start)"
     );
     eprintln!(
         "/auth/token requests: {token_calls}; tokens issued: {}",
