@@ -8,8 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN_DIRS: [&str; 1] = ["/usr/lib/postgresql/15/bin"];
-
 /// A running private cluster; trust authentication on 127.0.0.1 only.
 pub struct Cluster {
     dir: PathBuf,
@@ -106,10 +104,8 @@ impl Cluster {
     }
 
     fn command(&self, tool: &str, args: &[&str]) -> Command {
-        let binary = BIN_DIRS
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists())
+        let binary = bin_dir()
+            .map(|d| d.join(tool))
             .unwrap_or_else(|| PathBuf::from(tool));
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -139,6 +135,25 @@ impl Drop for Cluster {
         drop(stopped);
         drop(std::fs::remove_dir_all(&self.dir));
     }
+}
+
+/// `PG_BIN` if set, else the newest `/usr/lib/postgresql/<version>/bin` (Debian's layout), else
+/// `None`: the tools are looked up on `PATH`.
+fn bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
 }
 
 fn path_str(path: &Path) -> &str {

@@ -336,11 +336,16 @@ async fn two_thousand_callbacks_survive_injected_faults_and_a_database_restart()
     deployment.request_timeout = FINCH_TIMEOUT;
     deployment.max_connections = 16;
     let instance = Instance::start(&deployment, listener);
-    let mut tenants = Vec::new();
-    for n in 0..SESSIONS {
-        tenants
-            .push(create_tenant(&deployment, &instance.pool, &sandbox, &format!("load-{n}")).await);
-    }
+    let slugs: Vec<String> = (0..SESSIONS).map(|n| format!("load-{n}")).collect();
+    let tenants: Vec<Tenant> = futures_util::StreamExt::collect(futures_util::StreamExt::buffered(
+        futures_util::stream::iter(
+            slugs
+                .iter()
+                .map(|slug| create_tenant(&deployment, &instance.pool, &sandbox, slug)),
+        ),
+        4,
+    ))
+    .await;
     let fresh_tenant = create_tenant(&deployment, &instance.pool, &sandbox, "after-the-run").await;
     let setup_done = began.elapsed();
 
