@@ -45,8 +45,16 @@ pub enum Outcome {
 
 const STATE_LEN: usize = 43;
 const MAX_CODE_LEN: usize = 256;
-/// Database write attempts for a received token before giving up (the exchange is never repeated).
+/// Database write attempts for a received token that the database refuses (an error answer),
+/// before giving up; the exchange is never repeated.
 const STORE_ATTEMPTS: u32 = 3;
+/// How long the write of a received token is retried while the database cannot be reached at
+/// all: long enough for a restart or failover, well inside the reaper's
+/// [`EXCHANGE_DEADLINE`](super::reaper::EXCHANGE_DEADLINE) together with the exchange's timeout.
+const STORE_DEADLINE: Duration = Duration::from_secs(15);
+/// The first pause between write attempts; it doubles up to [`MAX_STORE_PAUSE`].
+const FIRST_STORE_PAUSE: Duration = Duration::from_millis(100);
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(2);
 
 fn valid_state(state: &str) -> bool {
     state.len() == STATE_LEN
@@ -335,10 +343,10 @@ async fn handle_unthrottled(
             .filter(|_| flow.flow == "redirect"),
     };
     let result = state.finch.exchange_code(&request).await;
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
     let answer = match result {
         Ok(answer) => answer,
         Err(error) => {
+            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
             let failure = failure::from_finch_error(&error);
             finish_failed(
                 &mut conn,
@@ -362,6 +370,7 @@ async fn handle_unthrottled(
         .is_some_and(|c| c != flow.customer_id)
     {
         tracing::error!(flow_id = %flow.id, finch_connection_id = %token.connection_id, "customer_id mismatch; token discarded");
+        let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
         finish_exchange(
             &mut conn,
             admin,
@@ -388,22 +397,31 @@ async fn handle_unthrottled(
     }
 
     // 10. Store connection + encrypted token + finished ledger row in one transaction; retry the
-    // write (never the exchange); if it cannot be stored, record that and let the token go.
+    // write (never the exchange): a few times when the database answers with an error, for as
+    // long as a restart or failover takes when it cannot be reached. If the token cannot be
+    // stored, record that and let the token go.
+    let write_started = std::time::Instant::now();
+    let mut pause = FIRST_STORE_PAUSE;
+    let mut refused = 0;
     let mut last_error = None;
-    for write in 1..=STORE_ATTEMPTS {
-        match store(
-            state,
-            &mut conn,
-            admin,
-            &flow,
-            attempt_id,
-            &token,
-            sent_at,
-            answer.latency,
-            answer.request_id.as_deref(),
-        )
-        .await
-        {
+    for write in 1.. {
+        let attempt = match state.db.get().await {
+            Ok(mut conn) => store(
+                state,
+                &mut conn,
+                admin,
+                &flow,
+                attempt_id,
+                &token,
+                sent_at,
+                answer.latency,
+                answer.request_id.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(error) => Err(crate::db::describe_pool_error(&error)),
+        };
+        match attempt {
             Ok(connection_id) => {
                 crate::telemetry::record_attempt("succeeded", "none", Some(answer.latency));
                 return Ok(Outcome::Connected { connection_id });
@@ -411,21 +429,48 @@ async fn handle_unthrottled(
             Err(error) => {
                 tracing::warn!(flow_id = %flow.id, write, error = %error, "storing the connection failed");
                 last_error = Some(error);
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(write))).await;
-                if let Ok(fresh) = state.db.get().await {
-                    conn = fresh;
+            }
+        }
+        match flow_after_failed_write(state, admin, flow.id).await {
+            // The commit went through although its answer was lost.
+            AfterFailedWrite::Completed(connection_id) => {
+                crate::telemetry::record_attempt("succeeded", "none", Some(answer.latency));
+                return Ok(Outcome::Connected { connection_id });
+            }
+            // Someone else finished the flow (the reaper, after a very long stall): stop.
+            AfterFailedWrite::NoLongerExchanging => break,
+            AfterFailedWrite::Exchanging => {
+                refused += 1;
+                if refused >= STORE_ATTEMPTS {
+                    break;
+                }
+            }
+            AfterFailedWrite::Unreachable => {
+                if write_started.elapsed() + pause > STORE_DEADLINE {
+                    break;
                 }
             }
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_STORE_PAUSE);
     }
     tracing::error!(
         flow_id = %flow.id,
         finch_connection_id = %token.connection_id,
-        error = ?last_error.map(|e| e.to_string()),
+        error = ?last_error,
         "token received but not persisted; it has been discarded"
     );
     drop(token);
     let failure = failure::TOKEN_NOT_PERSISTED;
+    let Ok(mut conn) = state.db.get().await else {
+        tracing::error!(flow_id = %flow.id, %attempt_id, "token_not_persisted could not be recorded either; the reaper will mark the flow");
+        crate::telemetry::record_attempt(
+            "token_not_persisted",
+            failure.category,
+            Some(answer.latency),
+        );
+        return Ok(Outcome::Attempt { attempt_id });
+    };
     let recorded = finish_exchange_minimal(
         &mut conn,
         admin,
@@ -454,6 +499,42 @@ async fn handle_unthrottled(
         Some(answer.latency),
     );
     Ok(Outcome::Attempt { attempt_id })
+}
+
+/// Where a flow stands after a failed write of its token.
+enum AfterFailedWrite {
+    /// Completed after all: a commit whose answer was lost.
+    Completed(Uuid),
+    /// Still ours to finish: the database refused the write.
+    Exchanging,
+    /// Finished by someone else.
+    NoLongerExchanging,
+    /// The database cannot be reached (restarting, failing over).
+    Unreachable,
+}
+
+async fn flow_after_failed_write(
+    state: &AppState,
+    admin: &TenantAdmin,
+    flow_id: Uuid,
+) -> AfterFailedWrite {
+    let Ok(mut conn) = state.db.get().await else {
+        return AfterFailedWrite::Unreachable;
+    };
+    let tenant_id = admin.tenant.id;
+    let flow = transaction(&mut conn, admin.scope(), async |conn| {
+        flows::find(conn, tenant_id, flow_id).await
+    })
+    .await;
+    match flow {
+        Ok(Some(flow)) => match (flow.status.as_str(), flow.connection_id) {
+            ("completed", Some(connection_id)) => AfterFailedWrite::Completed(connection_id),
+            ("exchanging", _) => AfterFailedWrite::Exchanging,
+            _ => AfterFailedWrite::NoLongerExchanging,
+        },
+        Ok(None) => AfterFailedWrite::NoLongerExchanging,
+        Err(_) => AfterFailedWrite::Unreachable,
+    }
 }
 
 async fn latest_attempt(
