@@ -530,3 +530,42 @@ async fn every_sign_in_success_and_failure_is_audited_without_the_password() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn t32_a_500_page_has_the_security_headers_a_reference_and_no_internals() {
+    let app = spawn_app().await;
+    app.setup_connect("acme").await;
+    // A query the application role may no longer run: an internal error on a signed-in page.
+    let mut superuser = app.db.connect().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("REVOKE SELECT ON redirect_uris FROM finchgate_app"),
+        &mut superuser,
+    )
+    .await
+    .unwrap();
+    let response = app.get("/t/acme/settings").await;
+    assert_eq!(response.status(), 500);
+    let h = response.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    assert_eq!(h["cache-control"], "no-store");
+    let request_id = h["x-request-id"].to_str().unwrap().to_owned();
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Something went wrong on our side"), "{body}");
+    assert!(
+        body.contains(&request_id),
+        "the reference is the request id"
+    );
+    for internal in [
+        "permission denied",
+        "redirect_uris",
+        "diesel",
+        "panicked",
+        "src/",
+    ] {
+        assert!(!body.contains(internal), "{internal} leaked: {body}");
+    }
+    app.stop().await;
+}
