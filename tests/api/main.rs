@@ -9,6 +9,7 @@
 mod auth;
 mod config;
 mod connect;
+mod console;
 mod finch_client;
 mod health;
 mod helpers;
