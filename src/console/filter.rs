@@ -271,7 +271,7 @@ impl Filter {
         narrowed
     }
 
-    /// Whether any filter beyond the default "failed" is set.
+    /// Whether this is the default view: failures of every tenant, nothing else set.
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }

@@ -901,14 +901,7 @@ async fn the_csv_export_streams_the_filtered_set_with_formulas_defused() {
     );
 
     // More rows than one batch: all of them, each once, newest first.
-    let body = ops
-        .get(format!("{}/ops/exchanges.csv?tenant=globex", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, body) = get(&app, &ops, "/ops/exchanges.csv?tenant=globex").await;
     let rows: Vec<&str> = body
         .split("\r\n")
         .filter(|l| !l.is_empty())
