@@ -41,6 +41,31 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Master keys: generate one, show their use, rotate data keys to the active one, retire one.
     Keys(KeysArgs),
+    /// Development helpers (not for production databases).
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Fill the database with seeded tenants (seed-0001, …), connections and ledger rows over the
+    /// last 30 days, for demos and benchmarks.
+    SeedLedger(SeedLedgerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedLedgerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// How many tenants to create (existing seed-NNNN tenants are kept).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=9999))]
+    pub tenants: u32,
+    /// How many ledger rows to add.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub rows: u64,
+    /// Rows per INSERT (one transaction each).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +336,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             crate::onboarding::commands::tenant_invite(args).await
         }
         Command::Keys(args) => crate::keys::command::run(args).await,
+        Command::Dev(DevCommand::SeedLedger(args)) => crate::console::seed::run(args).await,
     }
 }
 

@@ -18,6 +18,7 @@
 //! | [`db`]        | pool, generated schema, embedded migrations, per-table queries |
 //! | [`auth`]      | password hashing off the executor |
 //! | [`keys`]      | master-key bookkeeping in the database: the boot-time key check |
+//! | [`console`]   | the operator console's queries over the ledger: filters, keyset pages, groups, trends, health, CSV, seeding |
 //! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
 //! | [`vault`]     | envelope encryption: versioned master keys, per-value data keys, row-bound AAD |
 //! | [`finch`]     | Finch wire types (and, later, the production client) |
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod domain;

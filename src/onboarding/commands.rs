@@ -29,7 +29,7 @@ fn onboarding_error(error: OnboardingError) -> CliError {
 }
 
 /// Migrates and opens a small pool (connections drop to the application role, like the server's).
-async fn connect(database_url: Option<&str>) -> Result<Pool, CliError> {
+pub(crate) async fn connect(database_url: Option<&str>) -> Result<Pool, CliError> {
     let mut database = DatabaseSettings::parse(database_url)?;
     crate::db::migrations::run_pending(&database.url)
         .await
@@ -42,7 +42,7 @@ async fn connect(database_url: Option<&str>) -> Result<Pool, CliError> {
     Ok(pool)
 }
 
-async fn checkout(pool: &Pool) -> Result<crate::db::PooledConnection, CliError> {
+pub(crate) async fn checkout(pool: &Pool) -> Result<crate::db::PooledConnection, CliError> {
     pool.get()
         .await
         .map_err(|e| CliError::Runtime(anyhow::anyhow!(crate::db::describe_pool_error(&e))))

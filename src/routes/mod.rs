@@ -19,6 +19,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/invite/{token}", web::get().to(invite::form))
         .route("/invite/{token}", web::post().to(invite::submit))
+        .route("/ops", web::get().to(ops::exchanges::root))
+        .route("/ops/", web::get().to(ops::exchanges::root))
+        .route("/ops/exchanges", web::get().to(ops::exchanges::list))
+        .route("/ops/exchanges.csv", web::get().to(ops::exchanges::csv))
+        .route(
+            "/ops/exchanges/resolve",
+            web::post().to(ops::resolve::submit),
+        )
+        .route("/ops/exchanges/{id}", web::get().to(ops::exchange::show))
+        .route(
+            "/ops/exchanges/{id}/review",
+            web::post().to(ops::exchange::review),
+        )
         .route("/ops/tenants", web::get().to(ops::tenants::list))
         .route("/ops/tenants", web::post().to(ops::tenants::create))
         .route("/ops/tenants/{slug}", web::get().to(ops::tenant::show))

@@ -10,6 +10,7 @@ mod auth;
 mod authz;
 mod config;
 mod connect;
+mod console;
 mod finch_client;
 mod health;
 mod helpers;

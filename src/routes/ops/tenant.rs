@@ -8,6 +8,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::console::health::{self, TenantHealth};
 use crate::db::models::{invitations, tenants, users};
 use crate::db::{Scope, transaction};
 use crate::error::AppError;
@@ -71,6 +72,7 @@ pub(super) struct ShownLink<'a> {
 struct TenantPage<'a> {
     page: PageContext,
     tenant: tenants::Tenant,
+    health: Option<TenantHealth>,
     members: Vec<MemberRow>,
     pending: Vec<invitations::Pending>,
     invite: InviteResult<'a>,
@@ -99,16 +101,20 @@ pub(super) async fn render(
         };
         let members = users::list_for_tenant(conn, tenant.id).await?;
         let pending = invitations::list_pending(conn, tenant.id, now).await?;
-        Ok(Some((tenant, members, pending)))
+        let health = health::list(conn, now, Some(tenant.id), health::Sort::Slug)
+            .await?
+            .pop();
+        Ok(Some((tenant, members, pending, health)))
     })
     .await
     .map_err(crate::db::DbError::from)?;
-    let Some((tenant, members, pending)) = found else {
+    let Some((tenant, members, pending, health)) = found else {
         return Err(AppError::NotFound);
     };
     let page = TenantPage {
         page: PageContext::new(session, &operator.0, None)?,
         tenant,
+        health,
         members: members.into_iter().map(MemberRow::from).collect(),
         pending,
         invite,

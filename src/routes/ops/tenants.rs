@@ -1,4 +1,5 @@
-//! `GET /ops/tenants`: every tenant, and the form to create one; `POST /ops/tenants` creates it.
+//! `GET /ops/tenants`: every tenant with its health (sortable, worst first by default), and the
+//! form to create one; `POST /ops/tenants` creates it.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -7,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::db::models::tenants;
+use crate::console::health::{self, Sort, TenantHealth};
 use crate::db::{Scope, transaction};
 use crate::domain::Slug;
 use crate::error::AppError;
@@ -19,7 +20,8 @@ use crate::web::{Operator, PageContext, flash};
 #[template(path = "ops/tenants.html")]
 struct TenantsPage<'a> {
     page: PageContext,
-    tenants: Vec<tenants::Tenant>,
+    tenants: Vec<TenantHealth>,
+    sort: &'static str,
     slug: &'a str,
     name: &'a str,
     error: Option<String>,
@@ -32,16 +34,19 @@ async fn render(
     session: &Session,
     form: &CreateForm,
     error: Option<String>,
+    sort: Sort,
 ) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
     let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
     let all = transaction(&mut conn, Scope::Operator, async |conn| {
-        tenants::list(conn).await
+        health::list(conn, now, None, sort).await
     })
     .await
     .map_err(crate::db::DbError::from)?;
     let page = TenantsPage {
         page: PageContext::new(session, &operator.0, None)?,
         tenants: all,
+        sort: sort.as_str(),
         slug: &form.slug,
         name: &form.name,
         error,
@@ -51,11 +56,25 @@ async fn render(
         .body(page.render().map_err(AppError::internal)?))
 }
 
+/// `?sort=worst|open|slug`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListQuery {
+    sort: String,
+}
+
 pub async fn list(
     operator: Operator,
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
+    let sort = web::Query::<ListQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| Sort::parse(q.sort.trim()))
+        .ok_or_else(|| {
+            AppError::BadRequest("Unknown sort order: use worst, open or slug.".into())
+        })?;
     render(
         StatusCode::OK,
         &operator,
@@ -63,6 +82,7 @@ pub async fn list(
         &session,
         &CreateForm::default(),
         None,
+        sort,
     )
     .await
 }
@@ -94,6 +114,7 @@ pub async fn create(
                 &session,
                 &form,
                 Some(e.to_string()),
+                Sort::default(),
             )
             .await;
         }
@@ -109,6 +130,7 @@ pub async fn create(
                 &session,
                 &form,
                 Some(e.to_string()),
+                Sort::default(),
             )
             .await;
         }
@@ -143,6 +165,7 @@ pub async fn create(
                 &session,
                 &form,
                 Some(e.to_string()),
+                Sort::default(),
             )
             .await
         }
