@@ -159,6 +159,48 @@ fn matrix() -> Vec<Row> {
             },
             Body::None,
         ),
+        row(get(), "/ops", Ops { status: 303 }, Body::None),
+        row(get(), "/ops/", Ops { status: 303 }, Body::None),
+        row(
+            get(),
+            "/ops/exchanges",
+            Ops { status: 200 },
+            Query("status=all&tenant=tenant-a"),
+        ),
+        row(
+            get(),
+            "/ops/exchanges.csv",
+            Ops { status: 200 },
+            Query("tenant=tenant-a"),
+        ),
+        row(
+            get(),
+            "/ops/exchanges/{attempt}",
+            Ops { status: 200 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/ops/exchanges/{attempt}/review",
+            Ops { status: 303 },
+            Form(|_| {
+                vec![
+                    ("action", "acknowledge".to_owned()),
+                    ("note", String::new()),
+                ]
+            }),
+        ),
+        destructive(row(
+            post(),
+            "/ops/exchanges/resolve",
+            Ops { status: 303 },
+            Form(|o| {
+                vec![
+                    ("tenant", o.slug.clone()),
+                    ("note", format!("resolved by {}", o.actor)),
+                ]
+            }),
+        )),
         row(get(), "/ops/tenants", Ops { status: 200 }, Body::None),
         row(
             post(),
@@ -443,6 +485,11 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
     let url = app.redirect_callback_url(browser, &setup).await;
     let done = browser.get(url).send().await.unwrap();
     assert_eq!(done.status(), 303, "the flow completes");
+    // A second flow the user denies: a failed attempt (the console's triage works on failures).
+    let started = app.start_connect(browser, &setup, false).await;
+    let to_finch = started.headers()["location"].to_str().unwrap().to_owned();
+    let denied = crate::helpers::decide_in_emulator(&to_finch, None, "deny").await;
+    assert_eq!(browser.get(denied).send().await.unwrap().status(), 303);
     let spare = app
         .create_user(&format!("spare@{slug}.test"), Some(setup.tenant_id))
         .await;
@@ -563,7 +610,7 @@ async fn fingerprint(app: &TestApp) -> Fingerprint {
             (SELECT string_agg(id::text || ':' || status, ',' ORDER BY id) FROM connections),
             (SELECT count(*) FROM connection_tokens),
             (SELECT string_agg(status, ',' ORDER BY id) FROM connect_flows),
-            (SELECT count(*) FROM exchange_attempts)
+            (SELECT string_agg(id::text || ':' || review_state, ',' ORDER BY id) FROM exchange_attempts)
          ) AS state",
     )
     .get_result(&mut conn)

@@ -312,10 +312,37 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
         )
         .await;
     assert_eq!(status, 303);
-    for page in ["/ops/tenants", "/ops/tenants/canary"] {
+    let attempts: Vec<IdRow> = {
+        let mut conn = app.db.connect().await;
+        diesel::sql_query("SELECT id FROM exchange_attempts")
+            .load(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert!(attempts.len() >= 3, "a success, a denial and a failure");
+    let mut pages: Vec<String> = [
+        "/ops/tenants",
+        "/ops/tenants/canary",
+        "/ops/exchanges?status=all",
+        "/ops/exchanges?status=all&view=groups",
+        "/ops/exchanges?status=all&view=trends",
+        "/ops/exchanges.csv?status=all",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    pages.extend(attempts.iter().map(|a| format!("/ops/exchanges/{}", a.id)));
+    for page in &pages {
         let (status, _, _) = console.get(page).await;
         assert_eq!(status, 200, "{page}");
     }
+    let (status, _, _) = console
+        .post(
+            "/ops/exchanges?status=all",
+            &format!("/ops/exchanges/{}/review", attempts[0].id),
+            &[("action", "acknowledge"), ("note", "seen")],
+        )
+        .await;
+    assert_eq!(status, 303);
 
     for issued in app.sandbox.issued_tokens() {
         sentinels.push((
