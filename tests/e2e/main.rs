@@ -475,7 +475,58 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
     browser.wait_for_text("Try again later").await;
     browser.shot("exchange-failed").await;
     assert_eq!(app.sandbox.count("POST", "/auth/token"), 1);
-
     browser.close().await;
+
+    // An operator finds both failures in the console, filters, opens one and resolves it.
+    let operator = app.create_user("ops@platform.test", None).await;
+    let ops = driver.browser("failures-operator").await;
+    ops.sign_in(&app, &operator.email, &operator.password).await;
+    ops.goto(&format!("{}/ops/exchanges", app.address)).await;
+    ops.wait_for_text("user_denied").await;
+    ops.wait_for_text("finch_server_error").await;
+    ops.shot("console").await;
+    ops.fill("input[name=tenant]", "failures").await;
+    ops.client
+        .find(Locator::Css("select[name=category]"))
+        .await
+        .unwrap()
+        .select_by_value("finch_server_error")
+        .await
+        .unwrap();
+    ops.click("form.filters button[type=submit]").await;
+    ops.wait_for_url("category=finch_server_error").await;
+    let rows = ops
+        .client
+        .find_all(Locator::Css("table.ledger tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "only the failed exchange matches");
+    assert!(rows[0].text().await.unwrap().contains("finch_server_error"));
+    ops.shot("console-filtered").await;
+    ops.click("table.ledger tbody tr td a").await;
+    ops.wait_for_text("Finch had a problem").await;
+    ops.shot("attempt").await;
+    ops.fill("#note", "Finch had an outage; the tenant connected again.")
+        .await;
+    ops.click("button[name=action][value=resolve]").await;
+    ops.wait_for_text("resolved").await;
+    ops.shot("resolved").await;
+    let mut conn = app.db.connect().await;
+    #[derive(diesel::QueryableByName)]
+    struct Review {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        review_state: String,
+    }
+    let states: Vec<Review> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT review_state FROM exchange_attempts WHERE category = 'finch_server_error'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].review_state, "resolved");
+    ops.close().await;
     app.stop().await;
 }
