@@ -146,7 +146,11 @@ impl Baseline {
 
     /// `n` callback URLs of the baseline, each with a fresh code from an approved Connect
     /// session of the emulator (the same redirect-flow codes finchgate gets).
-    pub async fn callback_urls(&self, http: &reqwest::Client, n: usize) -> anyhow::Result<Vec<String>> {
+    pub async fn callback_urls(
+        &self,
+        http: &reqwest::Client,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
         let redirect_uri = format!("{}/cb", self.address);
         let jobs = (0..n).map(|_| {
             let redirect_uri = redirect_uri.clone();

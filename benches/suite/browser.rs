@@ -56,7 +56,9 @@ impl Browser {
 
     fn absorb(&self, response: &reqwest::Response) {
         for header in response.headers().get_all(SET_COOKIE) {
-            let Ok(header) = header.to_str() else { continue };
+            let Ok(header) = header.to_str() else {
+                continue;
+            };
             let pair = header.split(';').next().unwrap_or_default();
             if let Some(value) = pair.strip_prefix(&format!("{COOKIE_NAME}=")) {
                 if let Ok(mut cookie) = self.cookie.lock() {
@@ -136,14 +138,21 @@ fn csrf_token_in(html: &str) -> Option<String> {
 
 /// Opens an emulator Connect URL, approves with provider `gusto`, and returns where the browser
 /// is sent (the redirect URI with `code` and `state`).
-pub async fn approve_in_emulator(http: &reqwest::Client, connect_url: &str) -> anyhow::Result<String> {
+pub async fn approve_in_emulator(
+    http: &reqwest::Client,
+    connect_url: &str,
+) -> anyhow::Result<String> {
     let url = Url::parse(connect_url)?;
     let page = http.get(url.clone()).send().await?.text().await?;
     let mut fields = hidden_inputs(&page);
     fields.retain(|(k, _)| k != "decision" && k != "provider");
     fields.push(("decision".into(), "approve".into()));
     fields.push(("provider".into(), "gusto".into()));
-    let response = http.post(url.join("authorize")?).form(&fields).send().await?;
+    let response = http
+        .post(url.join("authorize")?)
+        .form(&fields)
+        .send()
+        .await?;
     anyhow::ensure!(
         response.status().is_redirection(),
         "the emulator answered {} to the approval",

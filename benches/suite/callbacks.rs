@@ -155,7 +155,11 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
     };
 
     // Warm-up: every connection opened, every worker thread busy once.
-    drive(baseline_workers(take(&mut baseline_per_worker, 1)), baseline_success).await;
+    drive(
+        baseline_workers(take(&mut baseline_per_worker, 1)),
+        baseline_success,
+    )
+    .await;
     drive(app_workers(take(&mut app_urls, 1)), app_success).await;
     let mut app_rounds = Vec::new();
     let mut base_rounds = Vec::new();
@@ -182,7 +186,8 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
     stack.sandbox.clear_faults();
     baseline.stop().await;
 
-    let rate = |rounds: &[LoadResult]| Samples::new(rounds.iter().map(LoadResult::per_second).collect());
+    let rate =
+        |rounds: &[LoadResult]| Samples::new(rounds.iter().map(LoadResult::per_second).collect());
     let pooled = |rounds: &[LoadResult]| {
         Samples::millis(
             &rounds

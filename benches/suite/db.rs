@@ -33,7 +33,10 @@ pub struct BenchDb {
 
 impl BenchDb {
     pub async fn create(label: &str) -> anyhow::Result<Self> {
-        let name = format!("finchgate_bench_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "finchgate_bench_{label}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let mut conn = maintenance().await?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)

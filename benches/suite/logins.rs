@@ -32,7 +32,11 @@ async fn probe(address: &str, window: Duration) -> anyhow::Result<Vec<Duration>>
     while Instant::now() < deadline {
         let sent = Instant::now();
         let response = http.get(&url).send().await?;
-        anyhow::ensure!(response.status().is_success(), "/healthz answered {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "/healthz answered {}",
+            response.status()
+        );
         drop(response.bytes().await?);
         latencies.push(sent.elapsed());
         tokio::time::sleep(PROBE_EVERY.saturating_sub(sent.elapsed())).await;

@@ -115,7 +115,7 @@ fn run(wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<bool> {
 
 /// The callback and login figures share one server (they need the same tenants and admins).
 async fn callbacks_and_logins(wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {
-    let stack = stack::Stack::start("load", stack::BROWSERS).await?;
+    let stack = stack::Stack::start("load", stack::BROWSERS, None).await?;
     let mut rows = Vec::new();
     let result = async {
         if wanted("callbacks") {

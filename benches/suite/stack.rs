@@ -72,7 +72,12 @@ pub struct Stack {
 
 impl Stack {
     /// A seeded database, the emulator, and `finchgate serve`, ready (`/healthz` answers).
-    pub async fn start(label: &str, admins: usize) -> anyhow::Result<Self> {
+    /// `malloc_env`: extra environment for the server (glibc malloc tunables), if any.
+    pub async fn start(
+        label: &str,
+        admins: usize,
+        malloc_env: Option<(&str, &str)>,
+    ) -> anyhow::Result<Self> {
         let sandbox = Sandbox::start(SandboxConfig::new(
             TcpListener::bind("127.0.0.1:0")?,
             Vec::new(),
@@ -94,7 +99,13 @@ impl Stack {
             client_secret: spare_app.1.clone(),
         });
 
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finchgate"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_finchgate"));
+        // The server runs with glibc's malloc defaults unless a figure asks otherwise.
+        command.env_remove("GLIBC_TUNABLES");
+        if let Some((name, value)) = malloc_env {
+            command.env(name, value);
+        }
+        let child = command
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("FINCHGATE_BIND", format!("127.0.0.1:{port}"))
@@ -184,9 +195,7 @@ impl Stack {
                     "sign-in of {} failed",
                     admin.email
                 );
-                let csrf = browser
-                    .csrf(&format!("/t/{}/connect", admin.slug))
-                    .await?;
+                let csrf = browser.csrf(&format!("/t/{}/connect", admin.slug)).await?;
                 Ok((Arc::new(browser), csrf))
             }))
             .buffered(16)
@@ -234,13 +243,16 @@ impl Stack {
         browsers: &[Signed],
         per_browser: usize,
     ) -> anyhow::Result<Vec<Vec<String>>> {
-        let jobs = browsers.iter().enumerate().map(|(i, (browser, csrf))| async move {
-            let mut urls = Vec::with_capacity(per_browser);
-            for _ in 0..per_browser {
-                urls.push(self.callback_url(browser, csrf, &self.admins[i]).await?);
-            }
-            anyhow::Ok(urls)
-        });
+        let jobs = browsers
+            .iter()
+            .enumerate()
+            .map(|(i, (browser, csrf))| async move {
+                let mut urls = Vec::with_capacity(per_browser);
+                for _ in 0..per_browser {
+                    urls.push(self.callback_url(browser, csrf, &self.admins[i]).await?);
+                }
+                anyhow::Ok(urls)
+            });
         let results: Vec<anyhow::Result<Vec<String>>> = futures_util::stream::iter(jobs)
             .buffered(32)
             .collect()

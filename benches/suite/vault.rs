@@ -27,8 +27,9 @@ const VAULT_ID: &str = "vault_seal_open";
 const RING_ID: &str = "ring_aes256gcm_seal_open";
 
 pub fn run(out_dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let keyring = finchgate::config::parse_keyring(Some(&crate::stack::random_master_key("b1")), None)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keyring =
+        finchgate::config::parse_keyring(Some(&crate::stack::random_master_key("b1")), None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let vault = Vault::new(keyring);
     let ctx = RowContext::new(Purpose::AccessToken, Uuid::new_v4(), Uuid::new_v4());
     // The loop below ignores errors (it must not branch on them); check once that it works.
