@@ -60,10 +60,10 @@ impl Browser {
                 continue;
             };
             let pair = header.split(';').next().unwrap_or_default();
-            if let Some(value) = pair.strip_prefix(&format!("{COOKIE_NAME}=")) {
-                if let Ok(mut cookie) = self.cookie.lock() {
-                    *cookie = (!value.is_empty()).then(|| value.to_owned());
-                }
+            if let Some(value) = pair.strip_prefix(&format!("{COOKIE_NAME}="))
+                && let Ok(mut cookie) = self.cookie.lock()
+            {
+                *cookie = (!value.is_empty()).then(|| value.to_owned());
             }
         }
     }
