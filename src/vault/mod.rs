@@ -119,18 +119,27 @@ impl Vault {
             });
         }
         let kek_id = self.keys.active_id();
-        let mut dek = Zeroizing::new([0u8; KEY_LEN]);
+        // The data key and both nonces from one draw: a third of a seal's time was the random
+        // source's system call, once per field (docs/benchmarks.md). Same generator, same bytes.
+        let mut fresh = Zeroizing::new([0u8; KEY_LEN + 2 * NONCE_LEN]);
         self.rng
-            .fill(&mut dek[..])
+            .fill(&mut fresh[..])
             .map_err(|_| VaultError::Crypto)?;
-        let value_nonce = random_nonce(&self.rng)?;
+        let (dek_bytes, nonces) = fresh.split_at(KEY_LEN);
+        let (value_nonce_bytes, dek_nonce_bytes) = nonces.split_at(NONCE_LEN);
+        let mut dek = Zeroizing::new([0u8; KEY_LEN]);
+        dek.copy_from_slice(dek_bytes);
+        let mut value_nonce = [0u8; NONCE_LEN];
+        value_nonce.copy_from_slice(value_nonce_bytes);
+        let mut dek_nonce = [0u8; NONCE_LEN];
+        dek_nonce.copy_from_slice(dek_nonce_bytes);
         // Sized up front so the plaintext is never left behind by a reallocation, and zeroizing
         // because it holds plaintext until the seal below succeeds.
         let mut value = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG_LEN));
         value.extend_from_slice(plaintext);
         let tag = Gcm::new(&dek)?.seal(value_nonce, &aad::value_aad(ctx), &mut value)?;
         value.extend_from_slice(&tag);
-        let (dek_nonce, wrapped_dek) = self.wrap_dek(ctx, kek_id, &dek)?;
+        let wrapped_dek = self.wrap_dek(ctx, kek_id, &dek, dek_nonce)?;
         let envelope =
             Envelope::new(kek_id.clone(), dek_nonce, &wrapped_dek, value_nonce, &value).to_bytes();
         Ok(Sealed {
@@ -178,7 +187,8 @@ impl Vault {
             if envelope.kek_id() == active {
                 return Ok(Rewrap::AlreadyActive);
             }
-            let (dek_nonce, wrapped_dek) = self.wrap_dek(ctx, active, dek)?;
+            let dek_nonce = random_nonce(&self.rng)?;
+            let wrapped_dek = self.wrap_dek(ctx, active, dek, dek_nonce)?;
             let rewrapped = Envelope::new(
                 active.clone(),
                 dek_nonce,
@@ -211,16 +221,16 @@ impl Vault {
         ctx: &RowContext,
         kek_id: &KekId,
         dek: &[u8; KEY_LEN],
-    ) -> Result<([u8; NONCE_LEN], [u8; WRAPPED_DEK_LEN]), VaultError> {
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<[u8; WRAPPED_DEK_LEN], VaultError> {
         let kek = Gcm::new(self.kek(kek_id)?.expose())?;
-        let nonce = random_nonce(&self.rng)?;
         // Holds the plaintext DEK until sealed in place, hence zeroizing.
         let mut wrapped = Zeroizing::new([0u8; WRAPPED_DEK_LEN]);
         let (body, tag_slot) = wrapped.split_at_mut(KEY_LEN);
         body.copy_from_slice(dek);
         let tag = kek.seal(nonce, &aad::wrap_aad(ctx, kek_id), body)?;
         tag_slot.copy_from_slice(&tag);
-        Ok((nonce, *wrapped))
+        Ok(*wrapped)
     }
 
     /// Unwraps the envelope's DEK and lends it to `f`. The DEK lives only in this call's
