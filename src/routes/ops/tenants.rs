@@ -103,33 +103,23 @@ pub async fn create(
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let slug = match Slug::parse(&form.slug) {
-        Ok(slug) => slug,
-        Err(e) => {
-            let status = StatusCode::BAD_REQUEST;
+    let parsed = Slug::parse(&form.slug)
+        .map_err(|e| e.to_string())
+        .and_then(|slug| {
+            onboarding::parse_tenant_name(&form.name)
+                .map(|name| (slug, name))
+                .map_err(|e| e.to_string())
+        });
+    let (slug, name) = match parsed {
+        Ok(parsed) => parsed,
+        Err(problem) => {
             return render(
-                status,
+                StatusCode::BAD_REQUEST,
                 &operator,
                 &state,
                 &session,
                 &form,
-                Some(e.to_string()),
-                Sort::default(),
-            )
-            .await;
-        }
-    };
-    let name = match onboarding::parse_tenant_name(&form.name) {
-        Ok(name) => name,
-        Err(e) => {
-            let status = StatusCode::BAD_REQUEST;
-            return render(
-                status,
-                &operator,
-                &state,
-                &session,
-                &form,
-                Some(e.to_string()),
+                Some(problem),
                 Sort::default(),
             )
             .await;
