@@ -9,7 +9,7 @@ use finchgate::vault::{Purpose, RowContext};
 use secrecy::ExposeSecret as _;
 use uuid::Uuid;
 
-use crate::helpers::{ConnectSetup, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ConnectSetup, TestApp, connection_id_from, count, spawn_app, spawn_app_with};
 
 #[derive(QueryableByName, Debug)]
 struct LedgerRow {
@@ -33,21 +33,6 @@ async fn ledger(app: &TestApp) -> Vec<LedgerRow> {
     .unwrap()
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.db.connect().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
-}
-
 async fn flow_status(app: &TestApp) -> Vec<String> {
     #[derive(QueryableByName)]
     struct S {
@@ -64,17 +49,6 @@ async fn flow_status(app: &TestApp) -> Vec<String> {
 
 fn token_calls(app: &TestApp) -> usize {
     app.sandbox.count("POST", "/auth/token")
-}
-
-fn connection_id_from(location: &str) -> Uuid {
-    let id = location
-        .split("/connections/")
-        .nth(1)
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap();
-    Uuid::parse_str(id).unwrap()
 }
 
 async fn callback(_app: &TestApp, client: &reqwest::Client, url: &url::Url) -> reqwest::Response {
@@ -269,7 +243,7 @@ async fn t01_a_signed_in_session_that_did_not_start_the_flow_gets_403_and_an_aud
     assert_eq!(response.status(), 403);
     assert_eq!(token_calls(&app), 0);
     assert_eq!(flow_status(&app).await, ["pending"]);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM audit_events WHERE action = 'callback.state_session_mismatch'").await, 1);
+    assert_eq!(count(&app.db, "SELECT count(*) AS n FROM audit_events WHERE action = 'callback.state_session_mismatch'").await, 1);
     // The right session still completes it afterwards.
     assert_eq!(callback(&app, &app.client, &url).await.status(), 303);
     assert_eq!(token_calls(&app), 1);
@@ -355,7 +329,7 @@ async fn t04_replaying_a_completed_callback_lands_on_the_same_connection_without
     assert_eq!(connection_id_from(&first), connection_id_from(&second));
     assert_eq!(token_calls(&app), 1);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connections").await,
+        count(&app.db, "SELECT count(*) AS n FROM connections").await,
         1
     );
     assert_eq!(ledger(&app).await.len(), 1);
@@ -376,11 +350,11 @@ async fn t05_twenty_concurrent_callbacks_exchange_exactly_once() {
     assert!(statuses.iter().all(|s| s.as_u16() == 303), "{statuses:?}");
     assert_eq!(token_calls(&app), 1);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connections").await,
+        count(&app.db, "SELECT count(*) AS n FROM connections").await,
         1
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         1
     );
     assert_eq!(ledger(&app).await.len(), 1);
@@ -450,11 +424,11 @@ async fn t09_a_token_for_another_customer_is_discarded() {
     );
     assert_eq!(token_calls(&app), 1);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         0
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connections").await,
+        count(&app.db, "SELECT count(*) AS n FROM connections").await,
         0
     );
     let rows = ledger(&app).await;
@@ -486,7 +460,7 @@ async fn fault_case(kind: FaultKind, expected_category: &str) {
     assert_eq!(rows[0].outcome.as_deref(), Some("failed"));
     assert_eq!(rows[0].category.as_deref(), Some(expected_category));
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         0
     );
     app.stop().await;
@@ -608,7 +582,7 @@ async fn t16_a_token_that_cannot_be_stored_is_recorded_as_not_persisted_and_kept
     );
     assert_eq!(flow_status(&app).await, ["token_not_persisted"]);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         0
     );
     for issued in app.sandbox.issued_tokens() {
@@ -649,7 +623,7 @@ async fn t16_a_write_that_fails_fewer_times_than_the_retries_still_stores_the_to
     assert!(location.contains("/connections/"), "{location}");
     assert_eq!(
         count(
-            &app,
+            &app.db,
             "SELECT last_value AS n FROM injected_token_write_failures"
         )
         .await,
@@ -662,7 +636,7 @@ async fn t16_a_write_that_fails_fewer_times_than_the_retries_still_stores_the_to
         "the write is retried, never the exchange"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         1
     );
     assert_token_stored(&app, &setup, connection_id_from(&location)).await;
@@ -904,7 +878,7 @@ async fn refresh_reconnect_and_disconnect_manage_the_connection() {
         .to_owned();
     assert_eq!(connection_id_from(&again), id, "the same connection");
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         1
     );
     assert_token_stored(&app, &setup, id).await;
@@ -925,14 +899,14 @@ async fn refresh_reconnect_and_disconnect_manage_the_connection() {
             .contains("Nothing was changed")
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         1
     );
     // Finch did disconnect (the emulator processes, then fails the answer): the retry finds the
     // token unknown at Finch, so the token is deleted and the connection marked disconnected.
     assert_eq!(post("disconnect", vec![]).await.status(), 303);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM connection_tokens").await,
+        count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
         0
     );
     assert!(

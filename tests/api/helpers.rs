@@ -776,3 +776,28 @@ pub async fn assert_nowhere_in_database(db: &TestDatabase, needle: &str) {
     let found = find_in_database(db, needle).await;
     assert!(found.is_empty(), "found in the database: {found:?}");
 }
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Runs `sql` (selecting one bigint named `n`) as the superuser, past row-level security.
+pub async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    let mut conn = db.connect().await;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}
+
+/// The connection id in a `Location` such as `/t/acme/connections/{id}?connected=1`.
+pub fn connection_id_from(location: &str) -> uuid::Uuid {
+    let rest = location
+        .split("/connections/")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no connection in {location}"));
+    uuid::Uuid::parse_str(rest.split('?').next().unwrap_or_default()).expect("a connection id")
+}

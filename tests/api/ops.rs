@@ -5,7 +5,7 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
 use secrecy::ExposeSecret as _;
 
-use crate::helpers::{TestApp, TestDatabase, TestUser, csrf_token_in, spawn_app};
+use crate::helpers::{TestApp, TestDatabase, TestUser, count, csrf_token_in, spawn_app};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -110,21 +110,6 @@ async fn set_password(
         &[("password", password), ("password_confirm", confirm)],
     )
     .await
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app_db: &TestDatabase, sql: &str) -> i64 {
-    let mut conn = app_db.connect().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 #[derive(QueryableByName, Debug)]

@@ -8,22 +8,7 @@ use diesel_async::RunQueryDsl as _;
 use finchgate::vault::{Purpose, RowContext};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.db.connect().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
-}
+use crate::helpers::{TestApp, connection_id_from, count, spawn_app};
 
 async fn execute(app: &TestApp, sql: &str) {
     let mut conn = app.db.connect().await;
@@ -35,15 +20,7 @@ async fn connected(app: &TestApp, slug: &str, browser: &reqwest::Client) -> Uuid
     let setup = app.setup_connect_in(slug, browser).await;
     let url = app.redirect_callback_url(browser, &setup).await;
     let response = browser.get(url).send().await.unwrap();
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id = location
-        .split("/connections/")
-        .nth(1)
-        .expect("the flow completed")
-        .split('?')
-        .next()
-        .unwrap();
-    Uuid::parse_str(id).unwrap()
+    connection_id_from(response.headers()["location"].to_str().unwrap())
 }
 
 /// POSTs "Refresh status" (which opens the stored token) for a connection.
@@ -97,7 +74,7 @@ async fn t20_a_token_envelope_copied_into_another_tenants_row_does_not_open() {
     );
     assert_eq!(
         count(
-            &app,
+            &app.db,
             &format!(
                 "SELECT count(*) AS n FROM audit_events
                   WHERE action = 'connection.token_integrity_failed' AND target_id = '{b}'"
@@ -204,7 +181,7 @@ async fn t24_a_million_seals_never_repeat_a_nonce_and_wraps_are_counted_per_key(
     let kek = app.vault().active_kek_id().as_str().to_owned();
     assert_eq!(
         count(
-            &app,
+            &app.db,
             &format!("SELECT wrap_count AS n FROM keyring WHERE kek_id = '{kek}'")
         )
         .await,

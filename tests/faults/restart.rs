@@ -100,16 +100,7 @@ async fn a_token_that_arrives_while_the_database_is_down_is_stored_when_it_is_ba
     assert_eq!(answer.status, 303, "{}", answer.body);
     let location = answer.location.unwrap();
     assert!(location.contains("/connections/"), "connected: {location}");
-    let connection_id = Uuid::parse_str(
-        location
-            .split("/connections/")
-            .nth(1)
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let connection_id = crate::helpers::connection_id_from(&location);
     let mut conn = AsyncPgConnection::establish(database_url.expose_secret())
         .await
         .unwrap();

@@ -137,11 +137,6 @@ struct Stored {
     attempts: i64,
 }
 
-fn connection_id_in(location: &str) -> Uuid {
-    let rest = location.split("/connections/").nth(1).unwrap();
-    Uuid::parse_str(rest.split('?').next().unwrap()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_sessions_flows_and_logout() {
     let db = TestDatabase::migrated().await;
@@ -192,7 +187,7 @@ async fn two_instances_share_sessions_flows_and_logout() {
             200,
             "the result shows on the instance the flow started on"
         );
-        let connection_id = connection_id_in(&location);
+        let connection_id = crate::helpers::connection_id_from(&location);
         let mut conn = db.connect().await;
         let stored: Stored = diesel::sql_query(format!(
             "SELECT t.tenant_id, t.envelope, f.status AS flow_status,
