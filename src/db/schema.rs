@@ -148,9 +148,16 @@ diesel::table! {
     keyring (kek_id) {
         kek_id -> Text,
         check_value -> Bytea,
-        wrap_count -> Int8,
         created_at -> Timestamptz,
         retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    keyring_wraps (kek_id, shard) {
+        kek_id -> Text,
+        shard -> Int2,
+        wrap_count -> Int8,
     }
 }
 
@@ -227,6 +234,7 @@ diesel::joinable!(exchange_attempts -> tenants (tenant_id));
 diesel::joinable!(finch_credentials -> keyring (secret_kek_id));
 diesel::joinable!(finch_credentials -> users (created_by));
 diesel::joinable!(invitations -> tenants (tenant_id));
+diesel::joinable!(keyring_wraps -> keyring (kek_id));
 diesel::joinable!(redirect_uris -> tenants (tenant_id));
 diesel::joinable!(redirect_uris -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
@@ -241,6 +249,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     finch_credentials,
     invitations,
     keyring,
+    keyring_wraps,
     rate_limits,
     redirect_uris,
     sessions,

@@ -53,10 +53,10 @@ pub async fn retire(
         return Err(RetireError::Active(id.clone()));
     }
     transaction(conn, Scope::System, async |conn| {
-        let record = keyring_rows::lock_for_retiring(conn, id.as_str())
+        let retired_at = keyring_rows::lock_for_retiring(conn, id.as_str())
             .await?
             .ok_or_else(|| RetireError::Unknown(id.clone()))?;
-        if let Some(at) = record.retired_at {
+        if let Some(at) = retired_at {
             return Ok(Retired::Already(at));
         }
         let rows = super::usage_by_table(conn)

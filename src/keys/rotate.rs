@@ -5,16 +5,19 @@
 //!
 //! Each batch is one transaction in the system scope:
 //!
-//! 1. lock the active key's `keyring` row (`FOR NO KEY UPDATE`). Rotators take their batches
-//!    in turn, and every writer of envelopes takes this lock in `count_wrap`: with it taken
-//!    first, before any envelope row, a batch never waits for a row lock while holding the key
-//!    lock, so rotation cannot deadlock with the server whatever order the server's own
-//!    transactions lock things in. The price: a seal waits for at most one batch;
+//! 1. lock the active key's `keyring` row (`FOR NO KEY UPDATE`), so rotators take their batches
+//!    in turn. Writers of envelopes are not held up: they take `FOR KEY SHARE` on that row (in
+//!    `count_wrap` and their foreign-key checks), which this lock does not conflict with;
 //! 2. take the next window of `batch_size` rows in primary-key order and lock those still under
 //!    another key with `FOR UPDATE SKIP LOCKED`, so rows a request (or another rotator) holds are
 //!    left for later instead of waited for;
 //! 3. re-wrap each one and write them back with one `UPDATE … FROM unnest(…)` per table;
-//! 4. add the batch's re-wraps to the active key's `wrap_count`; commit.
+//! 4. add the batch's re-wraps to the active key's wrap count, on the rotation's own shard row of
+//!    `keyring_wraps` (requests count on the other shards, so a batch never waits for one while
+//!    holding its envelope rows); commit.
+//!
+//! A batch never waits for a lock while holding envelope rows (they are taken with `SKIP LOCKED`
+//! and the rotation shard is its alone), so rotation cannot deadlock with the server.
 //!
 //! When a pass has walked every table, rows still under old keys (skipped because they were
 //! held, or stored behind the walk) are counted, and another pass picks them up.
@@ -360,7 +363,7 @@ impl Run<'_> {
             }
             let wraps = i64::try_from(written.rewrapped.total()).unwrap_or(i64::MAX);
             if wraps > 0 {
-                keyring_rows::add_wraps(conn, self.active.as_str(), wraps).await?;
+                keyring_rows::add_rotation_wraps(conn, self.active.as_str(), wraps).await?;
             }
             if observer.before_commit(batch_number).is_break() {
                 return Err(BatchError::Abort);

@@ -128,12 +128,13 @@ impl Fixture {
 
     async fn wrap_count(&self, kek_id: &str) -> i64 {
         let mut conn = self.db.connect().await;
-        let row: CountRow =
-            diesel::sql_query("SELECT wrap_count AS n FROM keyring WHERE kek_id = $1")
-                .bind::<Text, _>(kek_id)
-                .get_result(&mut conn)
-                .await
-                .unwrap();
+        let row: CountRow = diesel::sql_query(
+            "SELECT coalesce(sum(wrap_count), 0)::bigint AS n FROM keyring_wraps WHERE kek_id = $1",
+        )
+        .bind::<Text, _>(kek_id)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
         row.n
     }
 
@@ -529,6 +530,95 @@ async fn nothing_new_can_be_wrapped_under_a_retired_key() {
     assert!(refused.to_string().contains("retired"), "{refused}");
 }
 
+/// The guard does not depend on the order of a sealing transaction's statements: one that has
+/// counted its wrap under k1 but not yet written its rows holds the retirement back until it
+/// commits, and the retirement then counts those rows and refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retirement_waits_for_a_sealing_transaction_in_flight_and_counts_its_rows() {
+    use finchgate::keys::retire::RetireError;
+    let f = Arc::new(Fixture::new().await);
+    let old = f.old();
+    f.boot_check(&old).await.unwrap();
+    f.boot_check(&f.both()).await.unwrap();
+
+    let (counted_tx, counted_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_on_tx, go_on_rx) = tokio::sync::oneshot::channel::<()>();
+    let sealer = {
+        let f = Arc::clone(&f);
+        tokio::spawn(async move {
+            let mut conn = f.pool.get().await.unwrap();
+            let old = f.old();
+            transaction(&mut conn, Scope::System, async |conn| {
+                finchgate::db::models::keyring::count_wrap(conn, "k1").await?;
+                counted_tx.send(()).unwrap();
+                go_on_rx.await.unwrap();
+                Ok::<_, diesel::result::Error>(seed_tenant(conn, &old, "racing", 2).await)
+            })
+            .await
+            .unwrap()
+        })
+    };
+    counted_rx.await.unwrap();
+    let retirer = {
+        let f = Arc::clone(&f);
+        tokio::spawn(async move { f.retire(&f.both(), "k1").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        !retirer.is_finished(),
+        "the retirement must wait for the sealing transaction"
+    );
+    go_on_tx.send(()).unwrap();
+    assert_eq!(sealer.await.unwrap().len(), 3);
+    let refused = retirer.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&refused, RetireError::InUse { rows, .. } if rows.finch_credentials == 1 && rows.connection_tokens == 2),
+        "{refused:?}"
+    );
+    assert_eq!(
+        f.wrap_count("k1").await,
+        4,
+        "1 counted up front + 3 by the seeding"
+    );
+}
+
+/// Many sealing transactions at once all count, spread over the shards, and the sum is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wraps_are_all_counted_across_the_shards() {
+    let f = Arc::new(Fixture::new().await);
+    f.boot_check(&f.old()).await.unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move {
+                let mut conn = f.pool.get().await.unwrap();
+                for _ in 0..50 {
+                    transaction(&mut conn, Scope::System, async |conn| {
+                        finchgate::db::models::keyring::count_wrap(conn, "k1").await
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(f.wrap_count("k1").await, 200);
+    let mut conn = f.db.connect().await;
+    let shards: CountRow =
+        diesel::sql_query("SELECT count(*) AS n FROM keyring_wraps WHERE kek_id = 'k1'")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        (2..=63).contains(&shards.n),
+        "200 wraps land on many of the 63 sealing shards, not one: {}",
+        shards.n
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rotators_running_at_once_re_wrap_every_row_exactly_once() {
     let f = Fixture::new().await;
@@ -775,7 +865,8 @@ async fn keys_status_shows_each_key_with_its_use_and_warns_past_2_to_the_31_wrap
     );
     assert!(out.stderr.is_empty(), "{:?}", out.stderr);
 
-    f.sql("UPDATE keyring SET wrap_count = 2147483649 WHERE kek_id = 'k2'")
+    // Spread over two shards, as concurrent sealing leaves it: `keys status` sums them.
+    f.sql("INSERT INTO keyring_wraps VALUES ('k2', 5, 2147483000), ('k2', 6, 649)")
         .await;
     let out = f.finchgate(&["keys", "status"], &both);
     assert_eq!(out.code, 0);

@@ -32,6 +32,7 @@ const DATA_MODEL: &[&str] = &[
     "finch_credentials",
     "invitations",
     "keyring",
+    "keyring_wraps",
     "rate_limits",
     "redirect_uris",
     "sessions",

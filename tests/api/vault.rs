@@ -182,7 +182,9 @@ async fn t24_a_million_seals_never_repeat_a_nonce_and_wraps_are_counted_per_key(
     assert_eq!(
         count(
             &app.db,
-            &format!("SELECT wrap_count AS n FROM keyring WHERE kek_id = '{kek}'")
+            &format!(
+                "SELECT coalesce(sum(wrap_count), 0)::bigint AS n FROM keyring_wraps WHERE kek_id = '{kek}'"
+            )
         )
         .await,
         2,

@@ -2,26 +2,44 @@
 
 use crate::db::prelude::*;
 use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
 use crate::db::schema::keyring;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = keyring, check_for_backend(diesel::pg::Pg))]
+/// A key's row with its wrap count summed over its shards.
+#[derive(Debug, Clone, QueryableByName)]
 pub struct KeyRecord {
+    #[diesel(sql_type = Text)]
     pub kek_id: String,
+    #[diesel(sql_type = Bytea)]
     pub check_value: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
     pub wrap_count: i64,
+    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub retired_at: Option<DateTime<Utc>>,
 }
 
+/// Sealing transactions count their wraps on a random one of shards `0..SEALING_SHARDS`.
+const SEALING_SHARDS: i16 = 63;
+/// Rotation counts its batches on a shard of its own (the table's CHECK allows `0..64`): a batch
+/// holds locks on envelope rows when it counts, and a request that went on to write one of them
+/// after counting on the same shard would deadlock with it. Rotators take turns (they lock the
+/// key's `keyring` row first), so this shard is never contended.
+const ROTATION_SHARD: i16 = 63;
+
 pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<KeyRecord>> {
-    keyring::table
-        .select(KeyRecord::as_select())
-        .order(keyring::created_at)
-        .load(conn)
-        .await
+    diesel::sql_query(
+        "SELECT k.kek_id, k.check_value, k.created_at, k.retired_at, \
+                coalesce((SELECT sum(w.wrap_count) FROM keyring_wraps w WHERE w.kek_id = k.kek_id), 0)::bigint \
+                    AS wrap_count \
+         FROM keyring k ORDER BY k.created_at",
+    )
+    .load(conn)
+    .await
 }
 
 /// Records a key the first time it is seen; an existing row is left as it is.
@@ -44,20 +62,47 @@ pub async fn insert_if_missing(
 ///
 /// Call it in the transaction that stores the new envelope. It refuses a retired key (or one
 /// never registered) with an error, so an instance still running with a key that `keys retire`
-/// has since retired cannot store new data under it: `retire` locks the key's row and counts its
-/// rows in one transaction, and this update waits for that lock, then finds the key retired.
+/// has since retired cannot store new data under it.
+///
+/// The count goes to a random one of the key's shard rows in `keyring_wraps`, so
+/// concurrent sealing transactions rarely wait for each other (one shared counter row made
+/// sealing commits serial: docs/benchmarks.md). The guard is a `FOR KEY SHARE` lock on the key's
+/// `keyring` row, held to the end of the transaction: sealing transactions share it, and it
+/// conflicts only with the `FOR UPDATE` lock `retire` takes before counting the key's rows. So
+/// either this transaction commits first and `retire` counts its row (and refuses), or `retire`
+/// commits first and this statement, having waited for it, finds the key retired.
 pub async fn count_wrap(conn: &mut AsyncPgConnection, kek_id: &str) -> QueryResult<usize> {
-    add_wraps(conn, kek_id, 1).await
+    add_to_shard(conn, kek_id, None, 1).await
 }
 
-/// Counts `n` more data keys wrapped under `kek_id` (a rotation batch); refuses like [`count_wrap`].
-pub async fn add_wraps(conn: &mut AsyncPgConnection, kek_id: &str, n: i64) -> QueryResult<usize> {
-    let updated = diesel::update(
-        keyring::table
-            .find(kek_id)
-            .filter(keyring::retired_at.is_null()),
+/// Counts `n` more data keys wrapped under `kek_id` by a rotation batch; refuses like
+/// [`count_wrap`].
+pub async fn add_rotation_wraps(
+    conn: &mut AsyncPgConnection,
+    kek_id: &str,
+    n: i64,
+) -> QueryResult<usize> {
+    add_to_shard(conn, kek_id, Some(ROTATION_SHARD), n).await
+}
+
+/// Adds `n` to `kek_id`'s count on `shard`, or on a random sealing shard when `None`.
+async fn add_to_shard(
+    conn: &mut AsyncPgConnection,
+    kek_id: &str,
+    shard: Option<i16>,
+    n: i64,
+) -> QueryResult<usize> {
+    let updated = diesel::sql_query(
+        "INSERT INTO keyring_wraps (kek_id, shard, wrap_count) \
+         SELECT kek_id, coalesce($2, floor(random() * $4)::smallint), $3 FROM keyring \
+         WHERE kek_id = $1 AND retired_at IS NULL \
+         FOR KEY SHARE \
+         ON CONFLICT (kek_id, shard) DO UPDATE SET wrap_count = keyring_wraps.wrap_count + EXCLUDED.wrap_count",
     )
-    .set(keyring::wrap_count.eq(keyring::wrap_count + n))
+    .bind::<Text, _>(kek_id)
+    .bind::<Nullable<SmallInt>, _>(shard)
+    .bind::<BigInt, _>(n)
+    .bind::<SmallInt, _>(SEALING_SHARDS)
     .execute(conn)
     .await?;
     if updated == 0 {
@@ -71,8 +116,9 @@ pub async fn add_wraps(conn: &mut AsyncPgConnection, kek_id: &str, n: i64) -> Qu
     Ok(updated)
 }
 
-/// Locks `kek_id`'s row against concurrent wraps (`FOR NO KEY UPDATE`: rows referencing the key
-/// can still be inserted) until the transaction ends. `None` if the key is unknown or retired.
+/// Locks `kek_id`'s row (`FOR NO KEY UPDATE`) until the transaction ends, so rotation batches
+/// take turns; sealing transactions (`FOR KEY SHARE`, and rows referencing the key) are not
+/// held up by it. `None` if the key is unknown or retired.
 pub async fn lock_for_wrapping(
     conn: &mut AsyncPgConnection,
     kek_id: &str,
@@ -90,13 +136,14 @@ pub async fn lock_for_wrapping(
 /// Locks `kek_id`'s row exclusively (`FOR UPDATE`) until the transaction ends. This waits for every
 /// in-flight transaction that inserted a row referencing the key (their foreign-key checks hold
 /// a `KEY SHARE` lock on it), so a count taken afterwards sees their rows.
+/// Returns the key's `retired_at` (`Some(None)`: not retired), `None` if the key is unknown.
 pub async fn lock_for_retiring(
     conn: &mut AsyncPgConnection,
     kek_id: &str,
-) -> QueryResult<Option<KeyRecord>> {
+) -> QueryResult<Option<Option<DateTime<Utc>>>> {
     keyring::table
         .find(kek_id)
-        .select(KeyRecord::as_select())
+        .select(keyring::retired_at)
         .for_update()
         .first(conn)
         .await
