@@ -2,13 +2,19 @@
 //!
 //! Each hash costs ~19 MiB and tens of milliseconds of CPU, so hashing runs behind a semaphore
 //! sized to the machine: a burst of logins queues instead of starving the executor or memory.
+//! The 19 MiB memory matrices are kept and reused, one per permit: allocated per hash, glibc
+//! kept freed ones in per-thread arenas, and a burst of sign-ins left hundreds of MiB resident
+//! (docs/benchmarks.md, "Peak RSS").
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use ring::rand::{SecureRandom as _, SystemRandom};
 use secrecy::{ExposeSecret as _, SecretString};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
+use zeroize::Zeroize as _;
 
 /// OWASP's argon2id minimum (m = 19 MiB, t = 2, p = 1), also the argon2 crate's default.
 pub const MEMORY_KIB: u32 = 19_456;
@@ -28,10 +34,60 @@ pub enum PasswordError {
     Closed,
 }
 
+/// Length of a fresh hash's random salt (the PHC string format's recommendation).
+const SALT_LEN: usize = 16;
+/// Length of a fresh hash's output.
+const OUTPUT_LEN: usize = 32;
+
 /// Hashes and verifies passwords on the blocking pool, at most `permits` at a time.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    matrices: Arc<Matrices>,
+}
+
+/// Spare argon2 memory matrices. A hash takes one (or allocates one when none is spare) and gives
+/// it back zeroized, so at most `permits` of them exist and they are allocated once.
+#[derive(Default)]
+struct Matrices(Mutex<Vec<Vec<Block>>>);
+
+impl Matrices {
+    /// A matrix of at least `blocks` blocks.
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let spare = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        match spare {
+            Some(matrix) if matrix.len() >= blocks => matrix,
+            // Only a stored hash with a larger memory cost than the current one gets here.
+            _ => vec![Block::new(); blocks],
+        }
+    }
+
+    /// Wipes `matrix` (it holds values derived from the password) and keeps it for the next
+    /// hash. Oversized ones (see `take`) are dropped instead: they are rare.
+    fn give_back(&self, mut matrix: Vec<Block>) {
+        matrix.iter_mut().for_each(|block| block.zeroize());
+        if matrix.len() == current_params().block_count() {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(matrix);
+        }
+    }
+
+    /// Runs argon2 with a spare matrix.
+    fn hash_into(
+        &self,
+        argon2: &Argon2<'_>,
+        params: &Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> argon2::Result<()> {
+        let mut matrix = self.take(params.block_count());
+        let result = argon2.hash_password_into_with_memory(password, salt, out, &mut matrix[..]);
+        self.give_back(matrix);
+        result
+    }
 }
 
 /// The result of checking a password against a stored hash.
@@ -45,6 +101,7 @@ impl PasswordHasher {
     pub fn new(permits: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            matrices: Arc::default(),
         }
     }
 
@@ -59,11 +116,33 @@ impl PasswordHasher {
             return Err(PasswordError::TooLong);
         }
         let password = password.clone();
+        let matrices = Arc::clone(&self.matrices);
         self.blocking(move || {
-            hasher()
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|e| PasswordError::Hashing(e.to_string()))
+            let failed = |e: &dyn std::fmt::Display| PasswordError::Hashing(e.to_string());
+            let params = current_params();
+            let mut salt = [0u8; SALT_LEN];
+            SystemRandom::new()
+                .fill(&mut salt)
+                .map_err(|_| PasswordError::Hashing("the random source failed".into()))?;
+            let mut out = [0u8; OUTPUT_LEN];
+            let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+            matrices
+                .hash_into(
+                    &argon2,
+                    &params,
+                    password.expose_secret().as_bytes(),
+                    &salt,
+                    &mut out,
+                )
+                .map_err(|e| failed(&e))?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: (&params).try_into().map_err(|e| failed(&e))?,
+                salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+                hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+            };
+            Ok(phc.to_string())
         })
         .await
     }
@@ -79,17 +158,16 @@ impl PasswordHasher {
             return Ok(Verification::Invalid);
         }
         let password = password.clone();
+        let matrices = Arc::clone(&self.matrices);
         self.blocking(move || {
             let (phc, real) = match stored {
                 Some(phc) => (phc, true),
                 None => (dummy_hash().to_owned(), false),
             };
-            let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(&phc) else {
+            let Ok(parsed) = PasswordHash::new(&phc) else {
                 return Ok(Verification::Invalid);
             };
-            let ok = Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
+            let ok = matches_stored(&matrices, password.expose_secret().as_bytes(), &parsed);
             Ok(if ok && real {
                 Verification::Valid {
                     needs_rehash: is_weaker_than_current(&parsed),
@@ -116,10 +194,38 @@ impl PasswordHasher {
     }
 }
 
-fn hasher() -> Argon2<'static> {
+fn current_params() -> Params {
     // The constants are valid argon2 parameters; `Params::DEFAULT` is the same triple.
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or(Params::DEFAULT);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, Some(OUTPUT_LEN)).unwrap_or(Params::DEFAULT)
+}
+
+/// Whether `password` hashes to `stored` with `stored`'s algorithm, version, parameters and salt;
+/// the outputs are compared in constant time. Anything unusable in `stored` is a mismatch.
+fn matches_stored(matrices: &Matrices, password: &[u8], stored: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = stored
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    if matrices
+        .hash_into(&argon2, &params, password, salt, &mut out)
+        .is_err()
+    {
+        return false;
+    }
+    bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 /// A real argon2id hash (of a random string nobody knows) at current parameters.
@@ -140,7 +246,95 @@ fn is_weaker_than_current(hash: &argon2::password_hash::phc::PasswordHash) -> bo
 
 #[cfg(test)]
 mod tests {
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
     use super::*;
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crates_own_hashing_and_verification() {
+        let hasher = PasswordHasher::new(1);
+        let password = SecretString::from("interoperable");
+        let ours = hasher.hash(&password).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"interoperable", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"other", &parsed)
+                .is_err()
+        );
+        let theirs = Argon2::default()
+            .hash_password(b"interoperable")
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            hasher.verify(&password, Some(theirs)).await.unwrap(),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stronger_stored_hash_verifies_with_a_larger_one_off_matrix() {
+        let strong = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(2 * MEMORY_KIB, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"strong")
+        .unwrap()
+        .to_string();
+        let hasher = PasswordHasher::new(1);
+        let verdict = hasher
+            .verify(&SecretString::from("strong"), Some(strong))
+            .await
+            .unwrap();
+        assert_eq!(
+            verdict,
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert!(
+            hasher.matrices.0.lock().unwrap().is_empty(),
+            "the oversized matrix is not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn matrices_are_reused_one_per_permit_and_kept_wiped() {
+        let hasher = PasswordHasher::new(2);
+        let password = SecretString::from("reuse me");
+        let hashes = futures_util::future::join_all((0..6).map(|_| hasher.hash(&password))).await;
+        for phc in hashes {
+            let verdict = hasher.verify(&password, Some(phc.unwrap())).await.unwrap();
+            assert_eq!(
+                verdict,
+                Verification::Valid {
+                    needs_rehash: false
+                }
+            );
+        }
+        let spare = hasher.matrices.0.lock().unwrap();
+        assert!(
+            (1..=2).contains(&spare.len()),
+            "12 hashes with 2 permits leave at most 2 matrices: {}",
+            spare.len()
+        );
+        for matrix in spare.iter() {
+            assert_eq!(matrix.len(), current_params().block_count());
+            assert!(
+                matrix
+                    .iter()
+                    .all(|block| block.as_ref().iter().all(|&w| w == 0)),
+                "a spare matrix holds nothing derived from a password"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_hash_is_argon2id_at_owasp_parameters_and_verifies() {
