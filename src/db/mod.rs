@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
@@ -41,6 +43,11 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(|url| Box::pin(establish_as_app_role(url.to_owned())));
+    // No test query on every checkout (the default, `Verified`, sent `SELECT 1` each time: one
+    // round trip per transaction, measured in docs/benchmarks.md). A connection the server closed
+    // (a restart, a failover, a killed backend) is still refused at checkout, because `Fast`
+    // checks that it is open and not inside a broken transaction.
+    config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         settings.url.expose_secret(),
         config,

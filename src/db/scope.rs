@@ -6,7 +6,8 @@
 
 use diesel::sql_types::Text;
 use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl as _, TransactionManager as _,
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
+    TransactionManager as _,
 };
 use uuid::Uuid;
 
@@ -40,18 +41,36 @@ pub async fn transaction<R, E>(
 where
     E: From<diesel::result::Error>,
 {
-    AnsiTransactionManager::begin_transaction(conn).await?;
     let (name, tenant) = scope.settings();
-    let set = diesel::sql_query(
-        "SELECT set_config('app.scope', $1, true), set_config('app.tenant_id', $2, true)",
-    )
-    .bind::<Text, _>(name)
-    .bind::<Text, _>(tenant)
-    .execute(conn)
-    .await;
-    if let Err(error) = set {
-        drop(AnsiTransactionManager::rollback_transaction(conn).await);
-        return Err(error.into());
+    // BEGIN and the scope in one round trip (the simple query protocol takes both statements at
+    // once): a request runs several short transactions, and each round trip costs both the
+    // server and PostgreSQL CPU (docs/benchmarks.md). Inlining is safe: `name` is one of three
+    // constants and `tenant` a UUID's canonical text or empty.
+    let begin = format!(
+        "BEGIN; SELECT set_config('app.scope', '{name}', true), set_config('app.tenant_id', '{tenant}', true)"
+    );
+    match AnsiTransactionManager::begin_transaction_sql(conn, &begin).await {
+        Ok(()) => {}
+        // Inside another transaction: a savepoint, then the scope as a statement of its own.
+        Err(diesel::result::Error::AlreadyInTransaction) => {
+            AnsiTransactionManager::begin_transaction(conn).await?;
+            let set = diesel::sql_query(
+                "SELECT set_config('app.scope', $1, true), set_config('app.tenant_id', $2, true)",
+            )
+            .bind::<Text, _>(name)
+            .bind::<Text, _>(tenant)
+            .execute(conn)
+            .await;
+            if let Err(error) = set {
+                drop(AnsiTransactionManager::rollback_transaction(conn).await);
+                return Err(error.into());
+            }
+        }
+        Err(error) => {
+            // BEGIN may have run without the scope: leave no transaction open on the connection.
+            drop(conn.batch_execute("ROLLBACK").await);
+            return Err(error.into());
+        }
     }
     match work(conn).await {
         Ok(value) => {
