@@ -32,7 +32,13 @@ impl PageContext {
         user: &CurrentUser,
         tenant: Option<&crate::db::models::tenants::Tenant>,
     ) -> Result<Self, AppError> {
-        let flash = session.remove_as::<Flash>(FLASH_KEY).and_then(Result::ok);
+        // Removed only when there is one: a removal marks the session changed, and a changed
+        // session is written back to the database at the end of the request.
+        let flash = if session.entries().contains_key(FLASH_KEY) {
+            session.remove_as::<Flash>(FLASH_KEY).and_then(Result::ok)
+        } else {
+            None
+        };
         Ok(Self {
             email: user.email.clone(),
             is_operator: user.is_operator(),

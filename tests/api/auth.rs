@@ -260,6 +260,39 @@ async fn an_idle_session_expires_after_thirty_minutes() {
 }
 
 #[tokio::test]
+async fn activity_moves_the_idle_expiry_in_steps_of_a_minute_and_never_past_thirty_minutes() {
+    let app = spawn_app().await;
+    let user = tenant_admin(&app).await;
+    app.login(&user).await;
+    let expiry = async || {
+        crate::helpers::count(
+            &app.db,
+            "SELECT extract(epoch FROM max(expires_at))::bigint AS n FROM sessions",
+        )
+        .await
+    };
+    // The first page after signing in settles the session's state (its CSRF token).
+    assert_eq!(app.get("/t/acme/").await.status(), 200);
+    let first = expiry().await;
+    app.clock.advance(chrono::Duration::seconds(40));
+    assert_eq!(app.get("/t/acme/").await.status(), 200);
+    assert_eq!(
+        expiry().await,
+        first,
+        "moved by under a minute: not written"
+    );
+    app.clock.advance(chrono::Duration::seconds(40));
+    assert_eq!(app.get("/t/acme/").await.status(), 200);
+    let now = finchgate::state::Clock::now(&*app.clock).timestamp();
+    let written = expiry().await;
+    assert!(
+        (written - (now + 30 * 60)).abs() <= 2,
+        "moved by 80 s: written, now + 30 min ({written} vs {now})"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn no_session_outlives_twelve_hours_however_active() {
     let app = spawn_app().await;
     let user = tenant_admin(&app).await;
