@@ -163,6 +163,9 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
     drive(app_workers(take(&mut app_urls, 1)), app_success).await;
     let mut app_rounds = Vec::new();
     let mut base_rounds = Vec::new();
+    // The baseline touches no database, so these count finchgate's rounds alone (plus one read
+    // per sample).
+    let work_before = stack.db.work_done().await?;
     for round in 1..=ROUNDS {
         let b = drive(
             baseline_workers(take(&mut baseline_per_worker, PER_ROUND)),
@@ -183,8 +186,15 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
         base_rounds.push(b);
         app_rounds.push(a);
     }
+    let work_after = stack.db.work_done().await?;
     stack.sandbox.clear_faults();
     baseline.stop().await;
+    let callbacks = (BROWSERS * PER_ROUND * ROUNDS) as f64;
+    let commits_each = (work_after.commits - work_before.commits) as f64 / callbacks;
+    let flushes_each = (work_after.wal_syncs - work_before.wal_syncs) as f64 / callbacks;
+    eprintln!(
+        "  per finchgate callback: {commits_each:.2} transactions, {flushes_each:.2} WAL flushes"
+    );
 
     let rate =
         |rounds: &[LoadResult]| Samples::new(rounds.iter().map(LoadResult::per_second).collect());
@@ -213,7 +223,7 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
             target: "ratio ≥ 0.6".to_owned(),
             meets: Some(ratio >= 0.6 && failed == 0),
             spread: format!(
-                "median of {ROUNDS} rounds of {} callbacks; finchgate {:.0}–{:.0}/s, baseline {:.0}–{:.0}/s; {failed} failed",
+                "median of {ROUNDS} rounds of {} callbacks; finchgate {:.0}–{:.0}/s, baseline {:.0}–{:.0}/s; {failed} failed; per callback {commits_each:.1} transactions and {flushes_each:.2} WAL flushes",
                 BROWSERS * PER_ROUND,
                 app_rate.min(),
                 app_rate.max(),

@@ -62,10 +62,37 @@ impl BenchDb {
         Ok(AsyncPgConnection::establish(&self.url).await?)
     }
 
+    /// Transactions committed in this database and WAL flushes in the cluster so far
+    /// (`pg_stat_database.xact_commit`, `pg_stat_wal.wal_sync`), after letting PostgreSQL publish
+    /// its backends' counters (they report at most once a second).
+    pub async fn work_done(&self) -> anyhow::Result<DbWork> {
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        let mut conn = self.connect().await?;
+        diesel::sql_query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut conn)
+            .await?;
+        Ok(diesel::sql_query(
+            "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) \
+                        AS commits, \
+                    (SELECT wal_sync FROM pg_stat_wal) AS wal_syncs",
+        )
+        .get_result(&mut conn)
+        .await?)
+    }
+
     pub async fn drop_now(mut self) {
         drop_database(&self.name).await;
         self.dropped = true;
     }
+}
+
+/// Counters of [`BenchDb::work_done`].
+#[derive(Debug, Clone, Copy, diesel::QueryableByName)]
+pub struct DbWork {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub commits: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub wal_syncs: i64,
 }
 
 impl Drop for BenchDb {
