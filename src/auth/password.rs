@@ -54,11 +54,16 @@ struct Matrices(Mutex<Vec<Vec<Block>>>);
 impl Matrices {
     /// A matrix of at least `blocks` blocks.
     fn take(&self, blocks: usize) -> Vec<Block> {
-        let spare = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        match spare {
+        let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match spare.pop() {
             Some(matrix) if matrix.len() >= blocks => matrix,
-            // Only a stored hash with a larger memory cost than the current one gets here.
-            _ => vec![Block::new(); blocks],
+            // Only a stored hash with a larger memory cost than the current one gets here: it gets
+            // a one-off matrix, and the spare one stays for the next hash.
+            other => {
+                spare.extend(other);
+                drop(spare);
+                vec![Block::new(); blocks]
+            }
         }
     }
 
@@ -303,6 +308,38 @@ mod tests {
             hasher.matrices.0.lock().unwrap().is_empty(),
             "the oversized matrix is not kept"
         );
+        // With a spare matrix of the current size, a stronger hash leaves it in place.
+        let current = hasher.hash(&SecretString::from("current")).await.unwrap();
+        assert_eq!(hasher.matrices.0.lock().unwrap().len(), 1);
+        let strong_again = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(2 * MEMORY_KIB, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"strong")
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            hasher
+                .verify(&SecretString::from("strong"), Some(strong_again))
+                .await
+                .unwrap(),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher.matrices.0.lock().unwrap().len(),
+            1,
+            "the spare matrix survives a stronger hash's verification"
+        );
+        assert!(matches!(
+            hasher
+                .verify(&SecretString::from("current"), Some(current))
+                .await
+                .unwrap(),
+            Verification::Valid { .. }
+        ));
     }
 
     #[tokio::test]
