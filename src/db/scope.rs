@@ -4,10 +4,8 @@
 //! scope set for the current transaction (`set_config(..., true)` lasts until commit/rollback,
 //! so nothing leaks to the next user of a pooled connection). See migration 000003.
 
-use diesel::sql_types::Text;
 use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
-    TransactionManager as _,
+    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection as _, TransactionManager as _,
 };
 use uuid::Uuid;
 
@@ -41,37 +39,7 @@ pub async fn transaction<R, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let (name, tenant) = scope.settings();
-    // BEGIN and the scope in one round trip (the simple query protocol takes both statements at
-    // once): a request runs several short transactions, and each round trip costs both the
-    // server and PostgreSQL CPU (docs/benchmarks.md). Inlining is safe: `name` is one of three
-    // constants and `tenant` a UUID's canonical text or empty.
-    let begin = format!(
-        "BEGIN; SELECT set_config('app.scope', '{name}', true), set_config('app.tenant_id', '{tenant}', true)"
-    );
-    match AnsiTransactionManager::begin_transaction_sql(conn, &begin).await {
-        Ok(()) => {}
-        // Inside another transaction: a savepoint, then the scope as a statement of its own.
-        Err(diesel::result::Error::AlreadyInTransaction) => {
-            AnsiTransactionManager::begin_transaction(conn).await?;
-            let set = diesel::sql_query(
-                "SELECT set_config('app.scope', $1, true), set_config('app.tenant_id', $2, true)",
-            )
-            .bind::<Text, _>(name)
-            .bind::<Text, _>(tenant)
-            .execute(conn)
-            .await;
-            if let Err(error) = set {
-                drop(AnsiTransactionManager::rollback_transaction(conn).await);
-                return Err(error.into());
-            }
-        }
-        Err(error) => {
-            // BEGIN may have run without the scope: leave no transaction open on the connection.
-            drop(conn.batch_execute("ROLLBACK").await);
-            return Err(error.into());
-        }
-    }
+    begin(conn, scope).await?;
     match work(conn).await {
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn).await?;
@@ -80,6 +48,36 @@ where
         Err(error) => {
             // The error that matters is the work's; a failed rollback closes the connection anyway.
             drop(AnsiTransactionManager::rollback_transaction(conn).await);
+            Err(error)
+        }
+    }
+}
+
+/// Opens a transaction (a savepoint inside another one) with `scope` set.
+async fn begin(conn: &mut AsyncPgConnection, scope: Scope) -> diesel::QueryResult<()> {
+    let (name, tenant) = scope.settings();
+    // Inlining is safe: `name` is one of three constants and `tenant` a UUID's canonical text or
+    // empty.
+    let set_scope = format!(
+        "SELECT set_config('app.scope', '{name}', true), set_config('app.tenant_id', '{tenant}', true)"
+    );
+    // BEGIN and the scope in one round trip (the simple query protocol takes both statements at
+    // once): a request runs several short transactions, and each round trip costs both the
+    // server and PostgreSQL CPU (docs/benchmarks.md).
+    match AnsiTransactionManager::begin_transaction_sql(conn, &format!("BEGIN; {set_scope}")).await
+    {
+        Ok(()) => Ok(()),
+        Err(diesel::result::Error::AlreadyInTransaction) => {
+            AnsiTransactionManager::begin_transaction(conn).await?;
+            let set = conn.batch_execute(&set_scope).await;
+            if set.is_err() {
+                drop(AnsiTransactionManager::rollback_transaction(conn).await);
+            }
+            set
+        }
+        // BEGIN may have run without the scope: leave no transaction open on the connection.
+        Err(error) => {
+            drop(conn.batch_execute("ROLLBACK").await);
             Err(error)
         }
     }
