@@ -173,15 +173,7 @@ async fn t26_fifty_spoofed_forwarded_for_addresses_count_as_the_one_real_peer() 
     let mut statuses = Vec::new();
     for n in 0..50 {
         let browser = app.new_browser();
-        let page = browser
-            .get(format!("{}/login", app.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = crate::helpers::csrf_token_in(&page);
+        let csrf = app.csrf_of(&browser, "/login").await;
         let response = browser
             .post(format!("{}/login", app.address))
             .header("X-Forwarded-For", format!("203.0.113.{n}"))

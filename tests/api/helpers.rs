@@ -366,15 +366,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let page = client
-            .get(format!("{}/login", self.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_token_in(&page);
+        let csrf = self.csrf_of(client, "/login").await;
         client
             .post(format!("{}/login", self.address))
             .form(&[
