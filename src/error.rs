@@ -67,6 +67,20 @@ impl From<crate::db::DbError> for AppError {
     }
 }
 
+/// `?` on a query: an unexpected database error is an internal one (logged with its cause).
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        crate::db::DbError::from(error).into()
+    }
+}
+
+/// `?` on a pool checkout: the database cannot be reached (a 503 page, not a 500).
+impl From<crate::db::PoolError> for AppError {
+    fn from(error: crate::db::PoolError) -> Self {
+        crate::db::DbError::from(error).into()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "errors/error.html")]
 struct ErrorPage<'a> {

@@ -142,12 +142,11 @@ pub async fn handle(
 ) -> Result<Outcome, AppError> {
     let key = format!("callback-refused:{}", admin.user.id);
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let blocked = transaction(&mut conn, Scope::System, async |conn| {
         rate_limits::is_blocked(conn, &key, now).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     if blocked {
         tracing::warn!(user_id = %admin.user.id, "callbacks throttled after repeated refusals");
         return Err(AppError::TooManyRequests);
@@ -155,7 +154,7 @@ pub async fn handle(
     drop(conn);
     let result = handle_unthrottled(state, admin, session, input).await;
     if let Err(AppError::BadRequest(_) | AppError::Forbidden(_)) = &result {
-        let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+        let mut conn = state.db.get().await?;
         transaction(&mut conn, Scope::System, async |conn| {
             rate_limits::hit(
                 conn,
@@ -166,8 +165,7 @@ pub async fn handle(
             )
             .await
         })
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
     }
     result
 }
@@ -187,7 +185,7 @@ async fn handle_unthrottled(
         state: raw_state,
     } = check_shape(input).map_err(rejected)?;
     let binding = sha256(&SessionData(session).flow_binding()?);
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
 
     // 2. Find the flow: by state, or (redirect flow, no state at all) the session's single pending flow.
     let mut state_missing = false;
@@ -197,8 +195,7 @@ async fn handle_unthrottled(
             transaction(&mut conn, Scope::System, async |conn| {
                 flows::find_by_state_hash(conn, &hash).await
             })
-            .await
-            .map_err(crate::db::DbError::from)?
+            .await?
             .ok_or_else(|| rejected(failure::STATE_INVALID))?
         }
         None => {
@@ -207,8 +204,7 @@ async fn handle_unthrottled(
             let mut pending = transaction(&mut conn, admin.scope(), async |conn| {
                 flows::pending_redirect_flows_of_session(conn, tenant_id, &binding).await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             match pending.len() {
                 1 => pending.remove(0),
                 0 => return Err(rejected(failure::STATE_INVALID)),
@@ -254,8 +250,7 @@ async fn handle_unthrottled(
             )
             .await
         })
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
         return Err(rejected(failure::STATE_EXPIRED));
     }
 
@@ -346,7 +341,7 @@ async fn handle_unthrottled(
     let answer = match result {
         Ok(answer) => answer,
         Err(error) => {
-            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+            let mut conn = state.db.get().await?;
             let failure = failure::from_finch_error(&error);
             finish_failed(
                 &mut conn,
@@ -370,7 +365,7 @@ async fn handle_unthrottled(
         .is_some_and(|c| c != flow.customer_id)
     {
         tracing::error!(flow_id = %flow.id, finch_connection_id = %token.connection_id, "customer_id mismatch; token discarded");
-        let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+        let mut conn = state.db.get().await?;
         finish_exchange(
             &mut conn,
             admin,
@@ -546,8 +541,7 @@ async fn latest_attempt(
     let attempt = transaction(conn, admin.scope(), async |conn| {
         attempts::latest_of_flow(conn, flow_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     match attempt {
         Some(attempt) => Ok(Outcome::Attempt {
             attempt_id: attempt.id,
@@ -580,8 +574,7 @@ async fn audit_refusal(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     Ok(())
 }
 
@@ -642,8 +635,7 @@ async fn mark_flow(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     Ok(())
 }
 
@@ -706,8 +698,7 @@ async fn finish_failed(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     crate::telemetry::record_attempt("failed", failure.category, latency);
     Ok(())
 }
@@ -753,8 +744,7 @@ async fn finish_exchange(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     crate::telemetry::record_attempt(outcome, failure.category, Some(latency));
     Ok(())
 }

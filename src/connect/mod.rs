@@ -44,8 +44,7 @@ pub async fn open_credentials(
     let current = crate::db::transaction(conn, crate::db::Scope::Tenant(tenant_id), async |conn| {
         credentials::current(conn, tenant_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let Some(row) = current else {
         return Ok(Err(CredentialsProblem::Missing));
     };

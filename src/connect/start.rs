@@ -58,7 +58,7 @@ pub async fn start(
 ) -> Result<Started, AppError> {
     let tenant_id = admin.tenant.id;
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
 
     // The redirect URI comes only from the tenant's whitelist, by id, byte for byte.
     let redirect_uri = match request.flow {
@@ -66,8 +66,7 @@ pub async fn start(
             let whitelist = transaction(&mut conn, admin.scope(), async |conn| {
                 redirect_uris::list(conn, tenant_id).await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             let Some(entry) = whitelist.into_iter().find(|u| u.id == redirect_uri_id) else {
                 return Err(AppError::BadRequest(
                     "Choose a redirect URI from this workspace's whitelist (Settings).".into(),
@@ -127,8 +126,7 @@ pub async fn start(
     let flow = transaction(&mut conn, admin.scope(), async |conn| {
         flows::insert(conn, &new).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
 
     let app = AppCredentials {
         client_id: &credentials.client_id,
@@ -177,8 +175,7 @@ pub async fn start(
             transaction(&mut conn, admin.scope(), async |conn| {
                 flows::set_finch_session(conn, flow.id, &session_id, state.clock.now()).await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             match redirect {
                 Some(_) => {
                     let mut location = url::Url::parse(&answer.value.connect_url).map_err(|_| {
@@ -212,8 +209,7 @@ pub async fn start(
                 )
                 .await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             let attempt_id = record_failure(
                 &mut conn,
                 admin,
@@ -297,8 +293,7 @@ pub async fn record_failure(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     crate::telemetry::record_attempt("failed", failure.category, None);
     Ok(id)
 }

@@ -34,6 +34,8 @@ use crate::config::DatabaseSettings;
 pub type Pool = DeadPool<AsyncPgConnection>;
 /// A connection checked out of the pool.
 pub type PooledConnection = Object<AsyncPgConnection>;
+/// Why a connection could not be checked out.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 /// How long a request waits for a pooled connection (or for a new one to open) before giving up.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,15 +93,29 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
-impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
-    fn from(error: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+impl From<PoolError> for DbError {
+    fn from(error: PoolError) -> Self {
         Self::Unavailable(describe_pool_error(&error))
     }
 }
 
+/// Checks out a connection and runs `work` in one transaction with `scope` set: the unit of
+/// database work of a request that needs a single transaction. Work that needs several on one
+/// connection checks out once and calls [`transaction`] for each.
+pub async fn run<R, E>(
+    pool: &Pool,
+    scope: Scope,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, E>,
+) -> Result<R, E>
+where
+    E: From<diesel::result::Error> + From<PoolError>,
+{
+    let mut conn = pool.get().await?;
+    transaction(&mut conn, scope, work).await
+}
+
 /// A pool error in one line, without the connection string.
-pub fn describe_pool_error(error: &diesel_async::pooled_connection::deadpool::PoolError) -> String {
-    use diesel_async::pooled_connection::deadpool::PoolError;
+pub fn describe_pool_error(error: &PoolError) -> String {
     match error {
         PoolError::Timeout(_) => "timed out waiting for a database connection".to_owned(),
         PoolError::Backend(e) => e.to_string(),

@@ -66,12 +66,11 @@ fn form_page(
 
 async fn lookup(state: &AppState, token: &str) -> Result<Option<Usable>, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let usable = transaction(&mut conn, Scope::System, async |conn| {
         invitation::lookup(conn, token, now).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     Ok(usable)
 }
 
@@ -129,7 +128,7 @@ pub async fn submit(
         .map_err(AppError::internal)?;
     let now = state.clock.now();
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let accepted = transaction(&mut conn, Scope::System, async |conn| {
         invitation::accept(conn, &token, &hash, now, ip).await
     })

@@ -66,7 +66,7 @@ fn see_other(location: &str) -> HttpResponse {
 
 /// Where a signed-in user lands.
 async fn home_of(state: &AppState, user_id: Uuid) -> Result<Option<String>, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let home = transaction(&mut conn, Scope::System, async |conn| {
         let Some(user) = users::find(conn, user_id).await? else {
             return Ok::<_, diesel::result::Error>(None);
@@ -84,8 +84,7 @@ async fn home_of(state: &AppState, user_id: Uuid) -> Result<Option<String>, AppE
             .await?
             .map(|t| format!("/t/{}/", t.slug)))
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     Ok(home)
 }
 
@@ -138,14 +137,13 @@ pub async fn submit(
     let ip_key = ip.as_deref().map(|ip| format!("login-ip:{ip}"));
     let data = SessionData(&session);
     let csrf = data.csrf_token()?;
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
 
     if let Some(key) = &ip_key {
         let blocked = transaction(&mut conn, Scope::System, async |conn| {
             rate_limits::is_blocked(conn, key, now).await
         })
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
         if blocked {
             audit_login(&state, None, "login.throttled", "ip_limit", ip.clone()).await?;
             return render(
@@ -162,8 +160,7 @@ pub async fn submit(
     let user = transaction(&mut conn, Scope::System, async |conn| {
         users::find_by_email(conn, &email).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     drop(conn);
     let outcome = authenticate(&state, user.as_ref(), &form.password, now).await?;
 
@@ -180,7 +177,7 @@ pub async fn submit(
             } else {
                 None
             };
-            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+            let mut conn = state.db.get().await?;
             transaction(&mut conn, Scope::System, async |conn| {
                 users::record_login(conn, user_id, now, new_hash.as_deref()).await?;
                 audit::record(
@@ -199,8 +196,7 @@ pub async fn submit(
                 )
                 .await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             data.sign_in(user_id, now)?;
             let home = home_of(&state, user_id)
                 .await?
@@ -208,7 +204,7 @@ pub async fn submit(
             Ok(see_other(&home))
         }
         Outcome::Failed { user_id, reason } => {
-            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+            let mut conn = state.db.get().await?;
             transaction(&mut conn, Scope::System, async |conn| {
                 if let (Some(id), Some(user)) = (user_id, user.as_ref()) {
                     let failures = user.failed_logins + 1;
@@ -219,8 +215,7 @@ pub async fn submit(
                 }
                 Ok::<_, diesel::result::Error>(())
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             audit_login(&state, user_id, "login.failed", reason, ip).await?;
             render(
                 StatusCode::UNAUTHORIZED,
@@ -290,7 +285,7 @@ async fn audit_login(
     reason: &'static str,
     ip: Option<String>,
 ) -> Result<(), AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     transaction(&mut conn, Scope::System, async |conn| {
         let tenant_id = match user_id {
             Some(id) => users::find(conn, id).await?.and_then(|u| u.tenant_id),
@@ -312,8 +307,7 @@ async fn audit_login(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     Ok(())
 }
 
@@ -323,7 +317,7 @@ pub async fn logout(
     user: Option<crate::web::CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(user) = user {
-        let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+        let mut conn = state.db.get().await?;
         transaction(&mut conn, Scope::System, async |conn| {
             audit::record(
                 conn,
@@ -343,8 +337,7 @@ pub async fn logout(
             )
             .await
         })
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
     }
     SessionData(&session).sign_out();
     Ok(see_other("/login"))

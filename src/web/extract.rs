@@ -59,12 +59,11 @@ async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let user = transaction(&mut conn, Scope::System, async |conn| {
         users::find(conn, user_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     match user {
         Some(user) if user.disabled_at.is_none() => Ok(CurrentUser {
             id: user.id,
@@ -124,13 +123,12 @@ impl FromRequest for TenantAdmin {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
-            let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+            let mut conn = state.db.get().await?;
             // In the user's own tenant scope: another tenant's slug cannot even be seen.
             let tenant = transaction(&mut conn, Scope::Tenant(tenant_id), async |conn| {
                 tenants::find_by_slug(conn, &slug).await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             match tenant {
                 Some(tenant) if tenant.id == tenant_id && tenant.status == "active" => {
                     Ok(TenantAdmin { user, tenant })

@@ -23,12 +23,11 @@ pub async fn submit(
     let user_id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     let actor = Actor::operator(operator.0.id, super::tenants::client_ip(&req));
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant = transaction(&mut conn, Scope::Operator, async |conn| {
         tenants::find_by_slug(conn, &slug).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?
+    .await?
     .ok_or(AppError::NotFound)?;
     // The system scope, because the user's sessions are reachable only there; the user is
     // still looked up within this tenant.

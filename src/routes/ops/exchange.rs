@@ -145,7 +145,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&id)?;
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let found = transaction(&mut conn, Scope::Operator, async |conn| {
         let Some(attempt) = ledger::find(conn, id).await? else {
             return Ok::<_, diesel::result::Error>(None);
@@ -164,8 +164,7 @@ pub async fn show(
         let related = ledger::related(conn, &attempt, 10).await?;
         Ok(Some((attempt, tenant, flow, reviewer, related)))
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     drop(conn);
     let Some((attempt, tenant, flow, reviewer, related)) = found else {
         return Err(AppError::NotFound);
@@ -236,7 +235,7 @@ pub async fn review(
     let now = state.clock.now();
     let reviewer = operator.0.id;
     let ip = super::tenants::client_ip(&req);
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let reviewed = transaction(&mut conn, Scope::Operator, async |conn| {
         let Some(before) = ledger::review(conn, id, step, reviewer, note.as_deref(), now).await?
         else {
@@ -264,16 +263,14 @@ pub async fn review(
         .await?;
         Ok(Some(before))
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     if reviewed.is_none() {
         // No such failure, or the step does not apply to its current state (someone else was
         // quicker, or a double submit): say so on the attempt's page if it exists.
         let exists = transaction(&mut conn, Scope::Operator, async |conn| {
             ledger::find(conn, id).await
         })
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
         let Some(attempt) = exists else {
             return Err(AppError::NotFound);
         };

@@ -122,7 +122,7 @@ pub async fn list(
     } = Request::from_query(req.query_string()).map_err(bad_filter)?;
     let now = state.clock.now();
     let window = chart::window(filter.from, filter.to, now);
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let (mut rows, groups, trend) = transaction(&mut conn, Scope::Operator, async |conn| {
         Ok::<_, diesel::result::Error>(match view {
             View::List => (
@@ -142,8 +142,7 @@ pub async fn list(
             }
         })
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     drop(conn);
     let has_more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > filter::PAGE_SIZE;
     rows.truncate(usize::try_from(filter::PAGE_SIZE).unwrap_or(50));

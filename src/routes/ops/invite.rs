@@ -59,7 +59,7 @@ pub async fn create(
     };
     let actor = Actor::operator(operator.0.id, super::tenants::client_ip(&req));
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let issued = transaction(&mut conn, Scope::Operator, async |conn| {
         let Some(tenant) = tenants::find_by_slug(conn, &slug).await? else {
             return Err(OnboardingError::UnknownTenant(slug.clone()));

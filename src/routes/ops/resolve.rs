@@ -47,7 +47,7 @@ pub async fn submit(
     let reviewer = operator.0.id;
     let query = filter.query_string();
     let ip = super::tenants::client_ip(&req);
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let count = transaction(&mut conn, Scope::Operator, async |conn| {
         let count = ledger::resolve_all(conn, &filter, as_of, reviewer, &note, now).await?;
         audit::record(
@@ -72,8 +72,7 @@ pub async fn submit(
         .await?;
         Ok::<_, diesel::result::Error>(count)
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     flash(
         &session,
         "ok",

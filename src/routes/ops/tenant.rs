@@ -94,7 +94,7 @@ pub(super) async fn render(
     invite: InviteResult<'_>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let found = transaction(&mut conn, Scope::Operator, async |conn| {
         let Some(tenant) = tenants::find_by_slug(conn, slug).await? else {
             return Ok::<_, diesel::result::Error>(None);
@@ -106,8 +106,7 @@ pub(super) async fn render(
             .pop();
         Ok(Some((tenant, members, pending, health)))
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let Some((tenant, members, pending, health)) = found else {
         return Err(AppError::NotFound);
     };

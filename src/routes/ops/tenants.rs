@@ -37,12 +37,11 @@ async fn render(
     sort: Sort,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let all = transaction(&mut conn, Scope::Operator, async |conn| {
         health::list(conn, now, None, sort).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let page = TenantsPage {
         page: PageContext::new(session, &operator.0, None)?,
         tenants: all,
@@ -126,7 +125,7 @@ pub async fn create(
         }
     };
     let actor = Actor::operator(operator.0.id, client_ip(&req));
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let created = transaction(&mut conn, Scope::Operator, async |conn| {
         onboarding::create_tenant(conn, &slug, &name, &actor).await
     })

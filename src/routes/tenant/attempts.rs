@@ -25,13 +25,12 @@ pub async fn list(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let rows = transaction(&mut conn, admin.scope(), async |conn| {
         attempts::list_for_tenant(conn, tenant_id, 200).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let page = ListPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         attempts: rows,
@@ -57,14 +56,13 @@ pub async fn show(
     session: Session,
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let id = path.1;
     let attempt = transaction(&mut conn, admin.scope(), async |conn| {
         attempts::find(conn, tenant_id, id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?
+    .await?
     .ok_or(AppError::NotFound)?;
     let classified = attempt.category.as_deref().and_then(failure::by_category);
     let (title, next_step, who) = match (attempt.outcome.as_deref(), classified) {
@@ -123,7 +121,7 @@ pub async fn in_progress(
     session: Session,
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let id = path.1;
     let (flow, attempt) = transaction(&mut conn, admin.scope(), async |conn| {
@@ -131,8 +129,7 @@ pub async fn in_progress(
         let attempt = attempts::latest_of_flow(conn, id).await?;
         Ok::<_, diesel::result::Error>((flow, attempt))
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let flow = flow.ok_or(AppError::NotFound)?;
     let slug = &admin.tenant.slug;
     let location = match (flow.status.as_str(), flow.connection_id, attempt) {

@@ -43,13 +43,12 @@ pub async fn form(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let uris = transaction(&mut conn, admin.scope(), async |conn| {
         redirect_uris::list(conn, tenant_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let defaults = &admin.tenant.default_products;
     let page = ConnectPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,

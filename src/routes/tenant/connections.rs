@@ -31,13 +31,12 @@ async fn load(
     admin: &TenantAdmin,
     id: Uuid,
 ) -> Result<connections::Connection, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     transaction(&mut conn, admin.scope(), async |conn| {
         connections::find(conn, tenant_id, id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?
+    .await?
     .ok_or(AppError::NotFound)
 }
 
@@ -56,13 +55,12 @@ pub async fn show(
             format!("Connected to {}.", connection.provider_id),
         )?;
     }
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let uris = transaction(&mut conn, admin.scope(), async |conn| {
         redirect_uris::list(conn, tenant_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let page = ConnectionPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         connection,
@@ -79,13 +77,12 @@ async fn open_token(
     admin: &TenantAdmin,
     connection_id: Uuid,
 ) -> Result<Option<SecretString>, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let row = transaction(&mut conn, admin.scope(), async |conn| {
         tokens::find(conn, tenant_id, connection_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let opened = state.vault.open_string(
         &RowContext::new(Purpose::AccessToken, tenant_id, connection_id),
@@ -119,8 +116,7 @@ async fn open_token(
                 )
                 .await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             Err(AppError::Conflict(
                 "The stored access token of this connection failed its integrity check (it was \
                  altered or moved), so it was not used. Reconnect to replace it; your operator \
@@ -183,7 +179,7 @@ pub async fn refresh(
         return Ok(back(&admin, connection.id));
     };
     let now = state.clock.now();
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     match state.finch.introspect(&token).await {
         Ok(answer) => {
@@ -200,8 +196,7 @@ pub async fn refresh(
                 )
                 .await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             flash(
                 &session,
                 "ok",
@@ -220,8 +215,7 @@ pub async fn refresh(
                 )
                 .await
             })
-            .await
-            .map_err(crate::db::DbError::from)?;
+            .await?;
             flash(
                 &session,
                 "error",
@@ -310,7 +304,7 @@ pub async fn disconnect(
             }
         }
     }
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let user_id = admin.user.id;
     transaction(&mut conn, admin.scope(), async |conn| {
@@ -338,8 +332,7 @@ pub async fn disconnect(
         )
         .await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     flash(
         &session,
         "ok",

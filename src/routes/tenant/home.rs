@@ -22,13 +22,12 @@ pub async fn show(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await.map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
     let list = transaction(&mut conn, admin.scope(), async |conn| {
         connections::list(conn, tenant_id).await
     })
-    .await
-    .map_err(crate::db::DbError::from)?;
+    .await?;
     let page = HomePage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         connections: list,

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::{audit_event, back_to_settings};
 use crate::db::models::{audit, credentials, tenants};
-use crate::db::{DbError, transaction};
+use crate::db::transaction;
 use crate::domain::products;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -110,7 +110,7 @@ pub async fn save(
         }
     };
     let tenant = &admin.tenant;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     let saved = transaction(&mut conn, admin.scope(), async |conn| {
         let current = credentials::current(conn, tenant.id).await?;
         let change = match creds::plan(current.as_ref(), &valid.client_id, valid.secret) {
@@ -172,7 +172,7 @@ pub async fn save(
     })
     .await
     .map_err(|e| match e {
-        CredentialsError::Db(e) => AppError::from(DbError::from(e)),
+        CredentialsError::Db(e) => AppError::from(e),
         other => AppError::internal(other),
     })?;
 

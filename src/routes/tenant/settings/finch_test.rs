@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{audit_event, back_to_settings};
 use crate::db::models::{audit, credentials};
-use crate::db::{DbError, transaction};
+use crate::db::transaction;
 use crate::domain::products;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -21,12 +21,11 @@ pub async fn run(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let tenant = &admin.tenant;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     let current = transaction(&mut conn, admin.scope(), async |conn| {
         credentials::current(conn, tenant.id).await
     })
-    .await
-    .map_err(DbError::from)?;
+    .await?;
     // No connection is held while Finch is asked.
     drop(conn);
     let Some(current) = current else {
@@ -69,7 +68,7 @@ pub async fn run(
         tracing::warn!(tenant_id = %tenant.id, "credentials test: Finch unavailable");
     }
 
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     transaction(&mut conn, admin.scope(), async |conn| {
         audit::record(
             conn,
@@ -88,8 +87,7 @@ pub async fn run(
         )
         .await
     })
-    .await
-    .map_err(DbError::from)?;
+    .await?;
     let kind = if outcome.is_success() { "ok" } else { "error" };
     flash(&session, kind, outcome.message())?;
     Ok(back_to_settings(&admin))

@@ -15,7 +15,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 
 use crate::db::models::{audit, credentials, redirect_uris as uris, users};
-use crate::db::{DbError, transaction};
+use crate::db::transaction;
 use crate::domain::products;
 use crate::error::AppError;
 use crate::finch::wire::Product;
@@ -58,7 +58,7 @@ pub async fn show(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     let (current, author, list) = transaction(&mut conn, admin.scope(), async |conn| {
         let current = credentials::current(conn, tenant_id).await?;
         let author = match current.as_ref().and_then(|c| c.created_by) {
@@ -68,8 +68,7 @@ pub async fn show(
         let list = uris::list(conn, tenant_id).await?;
         Ok::<_, diesel::result::Error>((current, author, list))
     })
-    .await
-    .map_err(DbError::from)?;
+    .await?;
 
     let callback = callback_url(&state.settings.public_url, &admin.tenant.slug);
     let suggested_uri = if list.iter().any(|u| u.uri == callback) {

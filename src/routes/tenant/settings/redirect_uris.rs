@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{audit_event, back_to_settings};
 use crate::db::models::{audit, redirect_uris};
-use crate::db::{DbError, transaction};
+use crate::db::transaction;
 use crate::domain::RedirectUri;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -42,7 +42,7 @@ pub async fn add(
         }
     };
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     let added = transaction(&mut conn, admin.scope(), async |conn| {
         let added = redirect_uris::add(conn, tenant_id, uri.as_str(), Some(admin.user.id)).await?;
         if let Some(id) = added {
@@ -60,8 +60,7 @@ pub async fn add(
         }
         Ok::<_, diesel::result::Error>(added)
     })
-    .await
-    .map_err(DbError::from)?;
+    .await?;
     match added {
         Some(_) => flash(&session, "ok", format!("Added {uri} to the whitelist."))?,
         None => flash(
@@ -83,7 +82,7 @@ pub async fn delete(
     let (_, id) = path.into_inner();
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db.get().await?;
     let removed = transaction(&mut conn, admin.scope(), async |conn| {
         let removed = redirect_uris::delete(conn, tenant_id, id).await?;
         if removed.is_some() {
@@ -101,8 +100,7 @@ pub async fn delete(
         }
         Ok::<_, diesel::result::Error>(removed)
     })
-    .await
-    .map_err(DbError::from)?;
+    .await?;
     let removed = removed.ok_or(AppError::NotFound)?;
     flash(
         &session,
