@@ -11,7 +11,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-use ring::rand::SecureRandom as _;
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -241,9 +240,17 @@ fn load_or_create_dev_file(path: &Path) -> Result<DevFile, CliError> {
         warning: WARNING.to_owned(),
         master_keys: format!(
             "dev1:{}",
-            base64::engine::general_purpose::STANDARD.encode(random_bytes(32)?)
+            base64::engine::general_purpose::STANDARD.encode(
+                crate::primitives::random_bytes::<32>()
+                    .map_err(anyhow::Error::from)?
+                    .as_ref()
+            )
         ),
-        session_secret: base64::engine::general_purpose::STANDARD.encode(random_bytes(64)?),
+        session_secret: base64::engine::general_purpose::STANDARD.encode(
+            crate::primitives::random_bytes::<64>()
+                .map_err(anyhow::Error::from)?
+                .as_ref(),
+        ),
         operator: Login {
             email: "operator@finchgate.test".into(),
             password: random_password()?,
@@ -293,22 +300,20 @@ fn demo_tenant(slug: &str, name: &str) -> Result<DemoTenant, CliError> {
             password: random_password()?,
         },
         finch_client_id: Uuid::new_v4().to_string(),
-        finch_client_secret: format!("sandbox-secret-{}", hex(&random_bytes(16)?)),
+        finch_client_secret: format!(
+            "sandbox-secret-{}",
+            hex(crate::primitives::random_bytes::<16>()
+                .map_err(anyhow::Error::from)?
+                .as_ref())
+        ),
     })
-}
-
-fn random_bytes(n: usize) -> Result<Vec<u8>, CliError> {
-    let mut bytes = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-    Ok(bytes)
 }
 
 /// 16 characters from an unambiguous alphabet (~90 bits).
 fn random_password() -> Result<String, CliError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679";
-    Ok(random_bytes(16)?
+    Ok(crate::primitives::random_bytes::<16>()
+        .map_err(anyhow::Error::from)?
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect())

@@ -74,6 +74,13 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+/// `?` on a random draw: nothing can be minted, which is our failure, not the user's.
+impl From<crate::primitives::RandomError> for AppError {
+    fn from(error: crate::primitives::RandomError) -> Self {
+        Self::internal(error)
+    }
+}
+
 /// `?` on a pool checkout: the database cannot be reached (a 503 page, not a 500).
 impl From<crate::db::PoolError> for AppError {
     fn from(error: crate::db::PoolError) -> Self {

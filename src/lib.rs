@@ -30,6 +30,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod console;
@@ -40,6 +41,7 @@ pub mod error;
 pub mod finch;
 pub mod keys;
 pub mod onboarding;
+pub mod primitives;
 pub mod routes;
 pub mod sandbox;
 pub mod startup;

@@ -9,9 +9,10 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret as _;
 use tracing_actix_web::TracingLogger;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::Pool;
-use crate::state::{AppState, Clock, SystemClock};
+use crate::state::AppState;
 use crate::telemetry::{FinchgateRootSpan, access_log};
 
 /// A built, bound, not yet running finchgate server.

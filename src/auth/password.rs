@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use ring::rand::{SecureRandom as _, SystemRandom};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
@@ -125,9 +124,7 @@ impl PasswordHasher {
         self.blocking(move || {
             let failed = |e: &dyn std::fmt::Display| PasswordError::Hashing(e.to_string());
             let params = current_params();
-            let mut salt = [0u8; SALT_LEN];
-            SystemRandom::new()
-                .fill(&mut salt)
+            let salt = crate::primitives::random_bytes::<SALT_LEN>()
                 .map_err(|_| PasswordError::Hashing("the random source failed".into()))?;
             let mut out = [0u8; OUTPUT_LEN];
             let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
@@ -136,7 +133,7 @@ impl PasswordHasher {
                     &argon2,
                     &params,
                     password.expose_secret().as_bytes(),
-                    &salt,
+                    salt.as_ref(),
                     &mut out,
                 )
                 .map_err(|e| failed(&e))?;
@@ -144,7 +141,7 @@ impl PasswordHasher {
                 algorithm: Algorithm::Argon2id.ident(),
                 version: Some(Version::V0x13.into()),
                 params: (&params).try_into().map_err(|e| failed(&e))?,
-                salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+                salt: Some(Salt::new(salt.as_ref()).map_err(|e| failed(&e))?),
                 hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
             };
             Ok(phc.to_string())

@@ -19,9 +19,10 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::db::schema::sessions;
 use crate::db::{Pool, Scope, transaction};
-use crate::state::Clock;
+use crate::primitives::sha256;
 
 /// Idle timeout: a session unused this long is gone.
 pub const IDLE_TIMEOUT: chrono::Duration = chrono::Duration::minutes(30);
@@ -43,13 +44,6 @@ impl PgSessionStore {
     pub fn new(pool: Pool, clock: Arc<dyn Clock>) -> Self {
         Self { pool, clock }
     }
-}
-
-/// SHA-256 of a session key: what the table stores and looks up.
-pub fn key_hash(key: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, key.as_bytes())
-        .as_ref()
-        .to_vec()
 }
 
 fn user_id_of(state: &HashMap<String, String>) -> Option<Uuid> {
@@ -79,7 +73,7 @@ impl SessionStore for PgSessionStore {
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let hash = key_hash(session_key.as_ref());
+        let hash = sha256(session_key.as_ref());
         let now = self.clock.now();
         let mut conn = self
             .pool
@@ -130,7 +124,7 @@ impl SessionStore for PgSessionStore {
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, SaveError> {
         let key = generate_session_key();
-        let hash = key_hash(key.as_ref());
+        let hash = sha256(key.as_ref());
         let now = self.clock.now();
         let user_id = user_id_of(&session_state);
         let state =
@@ -163,7 +157,7 @@ impl SessionStore for PgSessionStore {
         session_state: HashMap<String, String>,
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let hash = key_hash(session_key.as_ref());
+        let hash = sha256(session_key.as_ref());
         let now = self.clock.now();
         let user_id = user_id_of(&session_state);
         let state = serde_json::to_value(&session_state)
@@ -201,7 +195,7 @@ impl SessionStore for PgSessionStore {
         session_key: &SessionKey,
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<(), anyhow::Error> {
-        let hash = key_hash(session_key.as_ref());
+        let hash = sha256(session_key.as_ref());
         let expires = self.clock.now() + ttl_seconds(ttl);
         let mut conn = self.pool.get().await?;
         transaction(&mut conn, Scope::System, async |conn| {
@@ -222,7 +216,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        let hash = key_hash(session_key.as_ref());
+        let hash = sha256(session_key.as_ref());
         let mut conn = self.pool.get().await?;
         transaction(&mut conn, Scope::System, async |conn| {
             diesel::delete(sessions::table.filter(sessions::key_hash.eq(&hash)))

@@ -12,13 +12,14 @@ use chrono::Utc;
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
-use super::{CredentialsProblem, open_credentials, sha256};
+use super::{CredentialsProblem, open_credentials};
 use crate::db::models::{attempts, audit, connections, flows, keyring, rate_limits, tokens};
 use crate::db::{Scope, transaction};
 use crate::domain::failure::{self, Failure};
 use crate::error::AppError;
 use crate::finch::client::FinchError;
 use crate::finch::wire::{TokenRequest, TokenResponse};
+use crate::primitives::sha256;
 use crate::state::AppState;
 use crate::vault::{Purpose, RowContext};
 use crate::web::{SessionData, TenantAdmin};
@@ -218,7 +219,7 @@ async fn handle_unthrottled(
         audit_refusal(&mut conn, admin, &flow, "callback.state_other_tenant").await?;
         return Err(forbidden(failure::STATE_OTHER_TENANT));
     }
-    if !crate::web::csrf::constant_time_eq(&flow.session_binding, &binding) {
+    if !crate::primitives::constant_time_eq(&flow.session_binding, &binding) {
         audit_refusal(&mut conn, admin, &flow, "callback.state_session_mismatch").await?;
         return Err(forbidden(failure::STATE_SESSION_MISMATCH));
     }

@@ -15,13 +15,6 @@ use crate::vault::{Purpose, RowContext};
 /// How long a Connect session (and so the flow row) lives: the user's time inside Finch Connect.
 pub const FLOW_MINUTES: i32 = 30;
 
-/// SHA-256, for states and session bindings stored at rest.
-pub fn sha256(value: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, value.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
 /// A tenant's current Finch credentials with the secret opened.
 pub struct OpenCredentials {
     pub version: i32,

@@ -64,7 +64,7 @@ pub async fn reap(pool: &Pool, now: DateTime<Utc>) -> Result<Reaped, crate::db::
 }
 
 /// Runs [`reap`] every `every` until the process ends.
-pub fn spawn(pool: Pool, clock: std::sync::Arc<dyn crate::state::Clock>, every: Duration) {
+pub fn spawn(pool: Pool, clock: std::sync::Arc<dyn crate::clock::Clock>, every: Duration) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {

@@ -4,7 +4,7 @@ use actix_session::Session;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{CredentialsProblem, FLOW_MINUTES, open_credentials, sha256};
+use super::{CredentialsProblem, FLOW_MINUTES, open_credentials};
 use crate::db::models::{attempts, flows, redirect_uris};
 use crate::db::transaction;
 use crate::domain::failure::{self, Failure};
@@ -13,6 +13,7 @@ use crate::finch::client::{AppCredentials, FinchError};
 use crate::finch::wire::{
     CreateConnectSessionRequest, Product, ReauthenticateSessionRequest, SandboxMode,
 };
+use crate::primitives::sha256;
 use crate::state::AppState;
 use crate::web::{SessionData, TenantAdmin};
 
@@ -90,7 +91,7 @@ pub async fn start(
         }
     };
 
-    let state_token = crate::web::session::random_token()?;
+    let state_token = crate::primitives::random_token()?;
     let binding = SessionData(session).flow_binding()?;
     let products: Vec<String> = request
         .products

@@ -16,6 +16,7 @@ use actix_web::{Error, HttpMessage as _, ResponseError as _, web};
 use futures_util::StreamExt as _;
 
 use crate::error::AppError;
+use crate::primitives::constant_time_eq;
 use crate::state::AppState;
 use crate::web::session::SessionData;
 
@@ -23,12 +24,6 @@ const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 const FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 /// Forms are small; a body this large is not a form of ours.
 const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// Compares two byte strings in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq as _;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
 
 fn is_safe(method: &Method) -> bool {
     matches!(

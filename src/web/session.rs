@@ -1,13 +1,12 @@
 //! What finchgate keeps in a browser's server-side session, behind typed accessors.
 
 use actix_session::Session;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use ring::rand::SecureRandom as _;
 use uuid::Uuid;
 
 use crate::auth::session_store::USER_ID_KEY;
 use crate::error::AppError;
+use crate::primitives::random_token;
 
 const CSRF_KEY: &str = "csrf";
 const BINDING_KEY: &str = "binding";
@@ -15,17 +14,6 @@ const AUTHENTICATED_AT_KEY: &str = "authenticated_at";
 
 /// Typed access to the session entries.
 pub struct SessionData<'a>(pub &'a Session);
-
-/// 32 random bytes, URL-safe base64 (43 characters).
-pub fn random_token() -> Result<String, AppError> {
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| {
-            AppError::internal(anyhow::anyhow!("the system random number generator failed"))
-        })?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
 
 impl SessionData<'_> {
     pub fn user_id(&self) -> Option<Uuid> {

@@ -275,7 +275,7 @@ async fn activity_moves_the_idle_expiry_in_steps_of_a_minute_and_never_past_thir
     );
     app.clock.advance(chrono::Duration::seconds(40));
     assert_eq!(app.get("/t/acme/").await.status(), 200);
-    let now = finchgate::state::Clock::now(&*app.clock).timestamp();
+    let now = finchgate::clock::Clock::now(&*app.clock).timestamp();
     let written = expiry().await;
     assert!(
         (written - (now + 30 * 60)).abs() <= 2,

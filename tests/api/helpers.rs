@@ -6,8 +6,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use finchgate::clock::OffsetClock;
 use finchgate::config::{DatabaseSettings, FinchSettings, Settings};
-use finchgate::state::OffsetClock;
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use url::Url;
 

@@ -5,8 +5,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use finchgate::clock::OffsetClock;
 use finchgate::config::{DatabaseSettings, FinchSettings, Settings};
-use finchgate::state::OffsetClock;
 use secrecy::{SecretBox, SecretString};
 use url::Url;
 
