@@ -562,16 +562,10 @@ async fn audit_refusal(
     transaction(conn, Scope::System, async |conn| {
         audit::record(
             conn,
-            audit::Event {
-                tenant_id: Some(flow_tenant),
-                actor_user_id: Some(admin.user.id),
-                actor_kind: "tenant_admin",
-                action,
-                target_type: Some("connect_flow"),
-                target_id: Some(flow_id.to_string()),
-                details: serde_json::json!({ "request_tenant": admin.tenant.id }),
-                ..Default::default()
-            },
+            audit::Event::new("tenant_admin", Some(admin.user.id), action)
+                .tenant(flow_tenant)
+                .target("connect_flow", flow_id)
+                .details(serde_json::json!({ "request_tenant": admin.tenant.id })),
         )
         .await
     })
@@ -889,20 +883,18 @@ async fn store(
         }
         audit::record(
             conn,
-            audit::Event {
-                tenant_id: Some(tenant_id),
-                actor_user_id: Some(admin.user.id),
-                actor_kind: "tenant_admin",
-                action: if flow.reauth_connection_id.is_some() {
+            audit::Event::new(
+                "tenant_admin",
+                Some(admin.user.id),
+                if flow.reauth_connection_id.is_some() {
                     "connection.reconnected"
                 } else {
                     "connection.connected"
                 },
-                target_type: Some("connection"),
-                target_id: Some(connection.id.to_string()),
-                details: serde_json::json!({ "provider_id": token.provider_id, "flow": flow.flow }),
-                ..Default::default()
-            },
+            )
+            .tenant(tenant_id)
+            .target("connection", connection.id)
+            .details(serde_json::json!({ "provider_id": token.provider_id, "flow": flow.flow })),
         )
         .await?;
         // Last, just before the commit: this update locks the key's one `keyring` row, which

@@ -412,12 +412,9 @@ fn rotation_event(report: &Report) -> audit::Event<'static> {
         Outcome::Stopped => "stopped",
         Outcome::RowsLocked(_) => "rows_locked",
     };
-    audit::Event {
-        actor_kind: "cli",
-        action: "keys.rotated",
-        target_type: Some("master_key"),
-        target_id: Some(report.active.as_str().to_owned()),
-        details: serde_json::json!({
+    audit::Event::cli("keys.rotated")
+        .target("master_key", report.active.as_str())
+        .details(serde_json::json!({
             "rewrapped": {
                 Table::FinchCredentials.name(): report.rewrapped.finch_credentials,
                 Table::ConnectionTokens.name(): report.rewrapped.connection_tokens,
@@ -426,9 +423,7 @@ fn rotation_event(report: &Report) -> audit::Event<'static> {
             "failed": report.failures.len(),
             "batches": report.batches,
             "outcome": outcome,
-        }),
-        ..Default::default()
-    }
+        }))
 }
 
 /// Shows progress (a bar on a terminal, a line every few seconds otherwise), reports failed

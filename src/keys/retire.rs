@@ -74,14 +74,9 @@ pub async fn retire(
         let at = keyring_rows::retire(conn, id.as_str()).await?;
         audit::record(
             conn,
-            audit::Event {
-                actor_kind: "cli",
-                action: "keys.retired",
-                target_type: Some("master_key"),
-                target_id: Some(id.as_str().to_owned()),
-                details: serde_json::json!({ "active_key": vault.active_kek_id().as_str() }),
-                ..Default::default()
-            },
+            audit::Event::cli("keys.retired")
+                .target("master_key", id.as_str())
+                .details(serde_json::json!({ "active_key": vault.active_kek_id().as_str() })),
         )
         .await?;
         Ok(Retired::Now(at))

@@ -120,22 +120,16 @@ pub async fn issue(
     .await?;
     audit::record(
         conn,
-        audit::Event {
-            tenant_id: Some(tenant.id),
-            actor_user_id: actor.user_id,
-            actor_kind: actor.kind,
-            action: "invitation.created",
-            target_type: Some("user"),
-            target_id: Some(user_id.to_string()),
-            details: serde_json::json!({
+        actor
+            .event("invitation.created")
+            .tenant(tenant.id)
+            .target("user", user_id)
+            .details(serde_json::json!({
                 "invitation_id": invitation.id,
                 "expires_at": invitation.expires_at,
                 "new_user": new_user,
                 "replaced_links": replaced,
-            }),
-            ip: actor.ip.clone(),
-            ..Default::default()
-        },
+            })),
     )
     .await?;
     Ok(Issued {
@@ -195,17 +189,15 @@ pub async fn accept(
     }
     audit::record(
         conn,
-        audit::Event {
-            tenant_id: Some(tenant.id),
-            actor_user_id: Some(invitation.user_id),
-            actor_kind: "tenant_admin",
-            action: "invitation.accepted",
-            target_type: Some("user"),
-            target_id: Some(invitation.user_id.to_string()),
-            details: serde_json::json!({ "invitation_id": invitation.id, "signed_in": true }),
-            ip,
-            ..Default::default()
-        },
+        audit::Event::new(
+            "tenant_admin",
+            Some(invitation.user_id),
+            "invitation.accepted",
+        )
+        .tenant(tenant.id)
+        .target("user", invitation.user_id)
+        .details(serde_json::json!({ "invitation_id": invitation.id, "signed_in": true }))
+        .ip(ip),
     )
     .await?;
     Ok(Accepted {

@@ -45,6 +45,11 @@ impl Actor {
             ip,
         }
     }
+
+    /// An audit event of `action` by this actor.
+    pub fn event<'a>(&'a self, action: &'a str) -> audit::Event<'a> {
+        audit::Event::new(self.kind, self.user_id, action).ip(self.ip.clone())
+    }
 }
 
 /// Why an onboarding step did not happen. All but the last two are refusals worded for the
@@ -128,17 +133,11 @@ pub async fn create_tenant(
     })?;
     audit::record(
         conn,
-        audit::Event {
-            tenant_id: Some(tenant.id),
-            actor_user_id: actor.user_id,
-            actor_kind: actor.kind,
-            action: "tenant.created",
-            target_type: Some("tenant"),
-            target_id: Some(tenant.id.to_string()),
-            details: serde_json::json!({ "slug": tenant.slug }),
-            ip: actor.ip.clone(),
-            ..Default::default()
-        },
+        actor
+            .event("tenant.created")
+            .tenant(tenant.id)
+            .target("tenant", tenant.id)
+            .details(serde_json::json!({ "slug": tenant.slug })),
     )
     .await?;
     Ok(tenant)
@@ -173,16 +172,7 @@ pub async fn create_operator(
     })?;
     audit::record(
         conn,
-        audit::Event {
-            tenant_id: None,
-            actor_user_id: actor.user_id,
-            actor_kind: actor.kind,
-            action: "operator.created",
-            target_type: Some("user"),
-            target_id: Some(user.id.to_string()),
-            ip: actor.ip.clone(),
-            ..Default::default()
-        },
+        actor.event("operator.created").target("user", user.id),
     )
     .await?;
     Ok(user)
@@ -217,20 +207,14 @@ pub async fn disable_user(
     if newly_disabled {
         audit::record(
             conn,
-            audit::Event {
-                tenant_id: Some(tenant_id),
-                actor_user_id: actor.user_id,
-                actor_kind: actor.kind,
-                action: "user.disabled",
-                target_type: Some("user"),
-                target_id: Some(user_id.to_string()),
-                details: serde_json::json!({
+            actor
+                .event("user.disabled")
+                .tenant(tenant_id)
+                .target("user", user_id)
+                .details(serde_json::json!({
                     "sessions_ended": sessions_ended,
                     "setup_links_revoked": links_revoked,
-                }),
-                ip: actor.ip.clone(),
-                ..Default::default()
-            },
+                })),
         )
         .await?;
     }

@@ -182,17 +182,15 @@ pub async fn submit(
                 users::record_login(conn, user_id, now, new_hash.as_deref()).await?;
                 audit::record(
                     conn,
-                    audit::Event {
-                        tenant_id: user.as_ref().and_then(|u| u.tenant_id),
-                        actor_user_id: Some(user_id),
-                        actor_kind: user.as_ref().map_or("anonymous", |u| u.role.as_str()),
-                        action: "login.succeeded",
-                        target_type: Some("user"),
-                        target_id: Some(user_id.to_string()),
-                        details: serde_json::json!({ "password_rehashed": new_hash.is_some() }),
-                        ip: ip.clone(),
-                        ..Default::default()
-                    },
+                    audit::Event::new(
+                        user.as_ref().map_or("anonymous", |u| u.role.as_str()),
+                        Some(user_id),
+                        "login.succeeded",
+                    )
+                    .tenant(user.as_ref().and_then(|u| u.tenant_id))
+                    .target("user", user_id)
+                    .details(serde_json::json!({ "password_rehashed": new_hash.is_some() }))
+                    .ip(ip.clone()),
                 )
                 .await
             })
@@ -294,16 +292,13 @@ async fn audit_login(
         audit::record(
             conn,
             audit::Event {
-                tenant_id,
-                actor_user_id: user_id,
-                actor_kind: "anonymous",
-                action,
                 target_type: user_id.map(|_| "user"),
                 target_id: user_id.map(|id| id.to_string()),
-                details: serde_json::json!({ "reason": reason }),
-                ip,
-                ..Default::default()
-            },
+                ..audit::Event::new("anonymous", user_id, action)
+            }
+            .tenant(tenant_id)
+            .details(serde_json::json!({ "reason": reason }))
+            .ip(ip),
         )
         .await
     })
@@ -321,19 +316,17 @@ pub async fn logout(
         transaction(&mut conn, Scope::System, async |conn| {
             audit::record(
                 conn,
-                audit::Event {
-                    tenant_id: user.tenant_id,
-                    actor_user_id: Some(user.id),
-                    actor_kind: if user.is_operator() {
+                audit::Event::new(
+                    if user.is_operator() {
                         "operator"
                     } else {
                         "tenant_admin"
                     },
-                    action: "logout",
-                    target_type: Some("user"),
-                    target_id: Some(user.id.to_string()),
-                    ..Default::default()
-                },
+                    Some(user.id),
+                    "logout",
+                )
+                .tenant(user.tenant_id)
+                .target("user", user.id),
             )
             .await
         })

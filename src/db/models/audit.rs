@@ -21,6 +21,52 @@ pub struct Event<'a> {
     pub request_id: Option<String>,
 }
 
+impl<'a> Event<'a> {
+    /// `action`, done by an actor of `actor_kind` (and, when a person did it, that user).
+    pub fn new(actor_kind: &'a str, actor_user_id: Option<Uuid>, action: &'a str) -> Self {
+        Self {
+            actor_kind,
+            actor_user_id,
+            action,
+            ..Self::default()
+        }
+    }
+
+    /// `action`, done through the command line.
+    pub fn cli(action: &'a str) -> Self {
+        Self::new("cli", None, action)
+    }
+
+    /// The tenant the event belongs to.
+    #[must_use]
+    pub fn tenant(mut self, tenant_id: impl Into<Option<Uuid>>) -> Self {
+        self.tenant_id = tenant_id.into();
+        self
+    }
+
+    /// What was acted on: a kind (`user`, `connection`, …) and its id.
+    #[must_use]
+    pub fn target(mut self, kind: &'a str, id: impl ToString) -> Self {
+        self.target_type = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    /// Field names and non-secret values that say what changed.
+    #[must_use]
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The client address the request came from.
+    #[must_use]
+    pub fn ip(mut self, ip: Option<String>) -> Self {
+        self.ip = ip;
+        self
+    }
+}
+
 pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) -> QueryResult<usize> {
     let details = if event.details.is_null() {
         serde_json::json!({})

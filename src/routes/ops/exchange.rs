@@ -243,22 +243,16 @@ pub async fn review(
         };
         audit::record(
             conn,
-            audit::Event {
-                tenant_id: Some(before.tenant_id),
-                actor_user_id: Some(reviewer),
-                actor_kind: "operator",
-                action: step.action(),
-                target_type: Some("exchange_attempt"),
-                target_id: Some(id.to_string()),
-                details: serde_json::json!({
+            audit::Event::new("operator", Some(reviewer), step.action())
+                .tenant(before.tenant_id)
+                .target("exchange_attempt", id)
+                .details(serde_json::json!({
                     "from": before.review_state,
                     "to": step.target(),
                     "category": before.category,
                     "note": note,
-                }),
-                ip: ip.clone(),
-                request_id: None,
-            },
+                }))
+                .ip(ip.clone()),
         )
         .await?;
         Ok(Some(before))

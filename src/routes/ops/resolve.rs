@@ -52,22 +52,18 @@ pub async fn submit(
         let count = ledger::resolve_all(conn, &filter, as_of, reviewer, &note, now).await?;
         audit::record(
             conn,
+            // Many rows, so a kind of target and no one id.
             audit::Event {
-                tenant_id: None,
-                actor_user_id: Some(reviewer),
-                actor_kind: "operator",
-                action: "exchange.bulk_resolved",
                 target_type: Some("exchange_attempt"),
-                target_id: None,
-                details: serde_json::json!({
-                    "count": count,
-                    "filter": query,
-                    "as_of": as_of,
-                    "note": note,
-                }),
-                ip: ip.clone(),
-                request_id: None,
-            },
+                ..audit::Event::new("operator", Some(reviewer), "exchange.bulk_resolved")
+            }
+            .details(serde_json::json!({
+                "count": count,
+                "filter": query,
+                "as_of": as_of,
+                "note": note,
+            }))
+            .ip(ip.clone()),
         )
         .await?;
         Ok::<_, diesel::result::Error>(count)

@@ -102,17 +102,14 @@ async fn open_token(
             transaction(&mut conn, admin.scope(), async |conn| {
                 audit::record(
                     conn,
-                    audit::Event {
-                        tenant_id: Some(tenant_id),
-                        actor_user_id: Some(admin.user.id),
-                        actor_kind: "tenant_admin",
-                        action: "connection.token_integrity_failed",
-                        target_type: Some("connection"),
-                        target_id: Some(connection_id.to_string()),
-                        details: serde_json::json!({ "error": error.to_string() }),
-                        request_id: crate::telemetry::current_request_id(),
-                        ..Default::default()
-                    },
+                    audit::Event::new(
+                        "tenant_admin",
+                        Some(admin.user.id),
+                        "connection.token_integrity_failed",
+                    )
+                    .tenant(tenant_id)
+                    .target("connection", connection_id)
+                    .details(serde_json::json!({ "error": error.to_string() })),
                 )
                 .await
             })
@@ -320,15 +317,9 @@ pub async fn disconnect(
         .await?;
         audit::record(
             conn,
-            audit::Event {
-                tenant_id: Some(tenant_id),
-                actor_user_id: Some(user_id),
-                actor_kind: "tenant_admin",
-                action: "connection.disconnected",
-                target_type: Some("connection"),
-                target_id: Some(connection.id.to_string()),
-                ..Default::default()
-            },
+            audit::Event::new("tenant_admin", Some(user_id), "connection.disconnected")
+                .tenant(tenant_id)
+                .target("connection", connection.id),
         )
         .await
     })

@@ -131,15 +131,9 @@ fn audit_event<'a>(
     target: (&'a str, String),
     details: serde_json::Value,
 ) -> audit::Event<'a> {
-    audit::Event {
-        tenant_id: Some(admin.tenant.id),
-        actor_user_id: Some(admin.user.id),
-        actor_kind: users::ROLE_TENANT_ADMIN,
-        action,
-        target_type: Some(target.0),
-        target_id: Some(target.1),
-        details,
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-        request_id: None,
-    }
+    audit::Event::new(users::ROLE_TENANT_ADMIN, Some(admin.user.id), action)
+        .tenant(admin.tenant.id)
+        .target(target.0, target.1)
+        .details(details)
+        .ip(req.peer_addr().map(|a| a.ip().to_string()))
 }
