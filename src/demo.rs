@@ -410,7 +410,7 @@ async fn seed_in(
             .await
             .map_err(anyhow::Error::from)?;
         if current.is_none_or(|c| c.client_id != demo.finch_client_id) {
-            crate::tenancy::credentials::store(
+            crate::credentials::store(
                 conn,
                 vault,
                 tenant.id,
@@ -421,7 +421,7 @@ async fn seed_in(
             .await
             .map_err(anyhow::Error::from)?;
         }
-        let callback = crate::tenancy::callback_url(public_url, &demo.slug);
+        let callback = crate::domain::redirect_uri::callback_url(public_url, &demo.slug);
         redirect_uris::add(conn, tenant.id, &callback, None)
             .await
             .map_err(anyhow::Error::from)?;

@@ -21,7 +21,7 @@ pub const ITERATIONS: u32 = 2;
 pub const PARALLELISM: u32 = 1;
 
 /// Longest password accepted for hashing: verification work must not grow with attacker input.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_PASSWORD_BYTES: usize = crate::domain::password_policy::MAX_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

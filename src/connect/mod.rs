@@ -1,61 +1,63 @@
-//! The core flows: start a Finch Connect attempt, handle its callback (claim the state, exchange the
-//! code, verify, store, write the ledger), and the reaper for attempts a crash left behind.
+//! The core flows: start a Finch Connect attempt ([`start`]), handle its callback ([`callback`]:
+//! claim the state, exchange the code, verify, store, write the ledger), manage a stored
+//! connection ([`connection`]: refresh its status, reconnect, disconnect), the ledger rows they
+//! write ([`ledger`]), and the reaper for attempts a crash left behind ([`reaper`]).
+//!
+//! Flows take plain values (who acts, the browser session's binding) and the application state;
+//! they know nothing of HTTP requests, sessions or pages.
 
 pub mod callback;
+pub mod connection;
+pub mod ledger;
 pub mod reaper;
 pub mod start;
 
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use crate::db::models::credentials;
+use crate::credentials::{self, CredentialsError, Opened};
+use crate::db::models::credentials as credential_rows;
+use crate::db::{Scope, transaction};
+use crate::domain::failure::{self, Failure};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::vault::{Purpose, RowContext};
 
 /// How long a Connect session (and so the flow row) lives: the user's time inside Finch Connect.
 pub const FLOW_MINUTES: i32 = 30;
 
-/// A tenant's current Finch credentials with the secret opened.
-pub struct OpenCredentials {
-    pub version: i32,
-    pub client_id: String,
-    pub client_secret: secrecy::SecretString,
+/// Who acts in a flow: a tenant admin, in their tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
 }
 
-/// Why the tenant's credentials cannot be used.
-pub enum CredentialsProblem {
-    Missing,
-    Unreadable,
+impl Admin {
+    /// The scope of this admin's transactions: their tenant's rows only.
+    pub fn scope(self) -> Scope {
+        Scope::Tenant(self.tenant_id)
+    }
 }
 
-/// Loads and opens the tenant's credentials of `version` (or the current ones).
-pub async fn open_credentials(
+/// The tenant's current Finch credentials, opened; or why a flow cannot use them.
+async fn current_credentials(
     state: &AppState,
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
-) -> Result<Result<OpenCredentials, CredentialsProblem>, AppError> {
-    let current = crate::db::transaction(conn, crate::db::Scope::Tenant(tenant_id), async |conn| {
-        credentials::current(conn, tenant_id).await
+) -> Result<Result<Opened, Failure>, AppError> {
+    let current = transaction(conn, Scope::Tenant(tenant_id), async |conn| {
+        credential_rows::current(conn, tenant_id).await
     })
     .await?;
     let Some(row) = current else {
-        return Ok(Err(CredentialsProblem::Missing));
+        return Ok(Err(failure::CREDENTIALS_MISSING));
     };
-    let Some(envelope) = row.secret_envelope.as_deref() else {
-        return Ok(Err(CredentialsProblem::Missing));
-    };
-    match state.vault.open_string(
-        &RowContext::new(Purpose::FinchClientSecret, tenant_id, row.id),
-        envelope,
-    ) {
-        Ok(secret) => Ok(Ok(OpenCredentials {
-            version: row.version,
-            client_id: row.client_id,
-            client_secret: secret,
-        })),
+    match credentials::open(&state.vault, row) {
+        Ok(opened) => Ok(Ok(opened)),
+        Err(CredentialsError::Erased) => Ok(Err(failure::CREDENTIALS_MISSING)),
         Err(error) => {
             tracing::error!(%tenant_id, error = %error, "stored Finch credentials do not open");
-            Ok(Err(CredentialsProblem::Unreadable))
+            Ok(Err(failure::CREDENTIALS_UNREADABLE))
         }
     }
 }

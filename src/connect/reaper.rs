@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::db::models::{attempts, flows};
+use crate::db::models::attempts;
+use crate::db::models::flows::{self, Transition};
 use crate::db::{Pool, Scope, transaction};
 use crate::domain::failure;
 
@@ -29,13 +30,15 @@ pub async fn reap(pool: &Pool, now: DateTime<Utc>) -> Result<Reaped, crate::db::
         let mut reaped = Reaped::default();
         for flow in flows::stuck_exchanging(conn, now - EXCHANGE_DEADLINE).await? {
             let failure = failure::UNKNOWN_OUTCOME;
-            if !flows::finish(conn, flow.id, "exchanging", "unknown_outcome", Some(failure.category), None, now).await? {
+            let transition = Transition::to("exchanging", "unknown_outcome").category(failure.category);
+            if !flows::finish(conn, flow.tenant_id, flow.id, transition, now).await? {
                 continue;
             }
-            if let Some(open) = attempts::latest_of_flow(conn, flow.id).await?.filter(|a| a.finished_at.is_none()) {
-                let shown = format!("{} {}", failure.title, failure.next_step);
+            if let Some(open) = attempts::latest_of_flow(conn, flow.tenant_id, flow.id).await?.filter(|a| a.finished_at.is_none()) {
+                let shown = super::ledger::shown(failure);
                 attempts::finish(
                     conn,
+                    flow.tenant_id,
                     open.id,
                     &attempts::Finish {
                         finished_at: Some(now),

@@ -1,21 +1,21 @@
 //! Starting a Connect attempt: a flow row with a fresh state, then a Finch Connect session.
 
-use actix_session::Session;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{CredentialsProblem, FLOW_MINUTES, open_credentials};
-use crate::db::models::{attempts, flows, redirect_uris};
+use super::ledger::{self, FailedRow};
+use super::{Admin, FLOW_MINUTES, current_credentials};
+use crate::credentials::Opened;
+use crate::db::models::flows::{self, Transition};
+use crate::db::models::redirect_uris;
 use crate::db::transaction;
-use crate::domain::failure::{self, Failure};
 use crate::error::AppError;
-use crate::finch::client::{AppCredentials, FinchError};
+use crate::finch::client::{Answer, AppCredentials, FinchError};
 use crate::finch::wire::{
-    CreateConnectSessionRequest, Product, ReauthenticateSessionRequest, SandboxMode,
+    ConnectSessionResponse, CreateConnectSessionRequest, Product, ReauthenticateSessionRequest,
+    SandboxMode,
 };
-use crate::primitives::sha256;
+use crate::primitives::{random_token, sha256};
 use crate::state::AppState;
-use crate::web::{SessionData, TenantAdmin};
 
 /// Which Connect flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +51,15 @@ pub enum Started {
     Failed { attempt_id: Uuid },
 }
 
+/// Starts a flow for `admin` in the browser session bound by `binding` (the session's flow
+/// binding, stored hashed on the flow so only that session can finish it).
 pub async fn start(
     state: &AppState,
-    admin: &TenantAdmin,
-    session: &Session,
+    admin: Admin,
+    binding: &str,
     request: StartRequest,
 ) -> Result<Started, AppError> {
-    let tenant_id = admin.tenant.id;
+    let tenant_id = admin.tenant_id;
     let now = state.clock.now();
     let mut conn = state.db.get().await?;
 
@@ -78,46 +80,47 @@ pub async fn start(
         FlowKind::Embedded => None,
     };
 
-    let credentials = match open_credentials(state, &mut conn, tenant_id).await? {
+    let credentials = match current_credentials(state, &mut conn, tenant_id).await? {
         Ok(credentials) => credentials,
-        Err(problem) => {
-            let failure = match problem {
-                CredentialsProblem::Missing => failure::CREDENTIALS_MISSING,
-                CredentialsProblem::Unreadable => failure::CREDENTIALS_UNREADABLE,
-            };
-            let attempt_id =
-                record_failure(&mut conn, admin, None, "session", failure, None, now, None).await?;
+        Err(failure) => {
+            let row = FailedRow::new(failure);
+            let attempt_id = ledger::record_failure(
+                &mut conn,
+                admin,
+                None,
+                "session",
+                &row,
+                now,
+                state.clock.now(),
+            )
+            .await?;
             return Ok(Started::Failed { attempt_id });
         }
     };
 
-    let state_token = crate::primitives::random_token()?;
-    let binding = SessionData(session).flow_binding()?;
+    let state_token = random_token()?;
     let products: Vec<String> = request
         .products
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
-    let flow_id = Uuid::new_v4();
-    let kind = if redirect_uri.is_some() {
-        "redirect"
-    } else {
-        "embedded"
-    };
-    let sandbox = request.sandbox.map(|s| s.as_str());
     let new = flows::NewFlow {
-        id: flow_id,
+        id: Uuid::new_v4(),
         tenant_id,
-        user_id: Some(admin.user.id),
-        session_binding: &sha256(&binding),
+        user_id: Some(admin.user_id),
+        session_binding: &sha256(binding),
         state_hash: &sha256(&state_token),
-        flow: kind,
+        flow: if redirect_uri.is_some() {
+            "redirect"
+        } else {
+            "embedded"
+        },
         redirect_uri_id: redirect_uri.as_ref().map(|u| u.id),
         redirect_uri: redirect_uri.as_ref().map(|u| u.uri.as_str()),
         products: &products,
         customer_id: &request.customer_id,
         customer_name: &request.customer_name,
-        sandbox,
+        sandbox: request.sandbox.map(|s| s.as_str()),
         minutes_to_expire: FLOW_MINUTES,
         credentials_version: credentials.version,
         reauth_connection_id: request.reauth.as_ref().map(|(id, _)| *id),
@@ -129,97 +132,49 @@ pub async fn start(
     })
     .await?;
 
-    let app = AppCredentials {
-        client_id: &credentials.client_id,
-        client_secret: &credentials.client_secret,
-    };
-    let redirect = redirect_uri.as_ref().map(|u| u.uri.clone());
-    let answer = match &request.reauth {
-        Some((_, finch_connection_id)) => {
-            state
-                .finch
-                .reauthenticate_session(
-                    &app,
-                    &ReauthenticateSessionRequest {
-                        connection_id: finch_connection_id.clone(),
-                        redirect_uri: redirect.clone(),
-                        minutes_to_expire: u32::try_from(FLOW_MINUTES).ok(),
-                        products: Some(request.products.clone()),
-                    },
-                )
-                .await
-        }
-        None => {
-            state
-                .finch
-                .create_connect_session(
-                    &app,
-                    &CreateConnectSessionRequest {
-                        customer_id: request.customer_id.clone(),
-                        customer_name: request.customer_name.clone(),
-                        products: request.products.clone(),
-                        customer_email: None,
-                        redirect_uri: redirect.clone(),
-                        minutes_to_expire: u32::try_from(FLOW_MINUTES).ok(),
-                        sandbox: request.sandbox,
-                        manual: None,
-                        integration: None,
-                        recordkeeping: None,
-                    },
-                )
-                .await
-        }
-    };
-    match answer {
+    let redirect = redirect_uri.map(|u| u.uri);
+    match create_session(state, &credentials, &request, redirect.clone()).await {
         Ok(answer) => {
-            let session_id = answer.value.session_id.clone();
+            let session_id = answer.value.session_id;
             transaction(&mut conn, admin.scope(), async |conn| {
-                flows::set_finch_session(conn, flow.id, &session_id, state.clock.now()).await
+                flows::set_finch_session(conn, tenant_id, flow.id, &session_id, state.clock.now())
+                    .await
             })
             .await?;
-            match redirect {
-                Some(_) => {
-                    let mut location = url::Url::parse(&answer.value.connect_url).map_err(|_| {
-                        AppError::Unavailable("Finch returned a Connect link finchgate cannot use. Try again later.".into())
-                    })?;
-                    location
-                        .query_pairs_mut()
-                        .append_pair("state", &state_token);
-                    Ok(Started::Redirect {
-                        location: location.to_string(),
-                    })
-                }
-                None => Ok(Started::Embedded {
+            if redirect.is_none() {
+                return Ok(Started::Embedded {
                     flow_id: flow.id,
                     session_id,
                     state: state_token,
-                }),
+                });
             }
+            let mut location = url::Url::parse(&answer.value.connect_url).map_err(|_| {
+                AppError::Unavailable(
+                    "Finch returned a Connect link finchgate cannot use. Try again later.".into(),
+                )
+            })?;
+            location
+                .query_pairs_mut()
+                .append_pair("state", &state_token);
+            Ok(Started::Redirect {
+                location: location.to_string(),
+            })
         }
         Err(error) => {
-            let failure = failure::from_finch_error(&error);
+            let row = FailedRow::from_finch(&error);
+            let failed = Transition::failed("pending", row.failure().category);
             transaction(&mut conn, admin.scope(), async |conn| {
-                flows::finish(
-                    conn,
-                    flow.id,
-                    "pending",
-                    "failed",
-                    Some(failure.category),
-                    None,
-                    state.clock.now(),
-                )
-                .await
+                flows::finish(conn, tenant_id, flow.id, failed, state.clock.now()).await
             })
             .await?;
-            let attempt_id = record_failure(
+            let attempt_id = ledger::record_failure(
                 &mut conn,
                 admin,
                 Some(&flow),
                 "session",
-                failure,
-                Some(&error),
+                &row,
                 now,
-                None,
+                state.clock.now(),
             )
             .await?;
             Ok(Started::Failed { attempt_id })
@@ -227,74 +182,43 @@ pub async fn start(
     }
 }
 
-/// Writes a finished ledger row for a failure that happened before (or instead of) an exchange.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one row, many columns; a struct would only rename them"
-)]
-pub async fn record_failure(
-    conn: &mut diesel_async::AsyncPgConnection,
-    admin: &TenantAdmin,
-    flow: Option<&flows::Flow>,
-    stage: &str,
-    failure: Failure,
-    error: Option<&FinchError>,
-    started_at: DateTime<Utc>,
-    detail: Option<&str>,
-) -> Result<Uuid, AppError> {
-    let id = Uuid::new_v4();
-    let now = Utc::now().max(started_at);
-    let message = match (error.and_then(FinchError::body), detail) {
-        (Some(body), _) => Some(attempts::sanitize(&body.message, 1000)),
-        (None, Some(detail)) => Some(attempts::sanitize(detail, 1000)),
-        (None, None) => error.map(|e| e.to_string()),
+/// Asks Finch for a Connect session (a reauthentication session when reconnecting), with the
+/// tenant's credentials.
+async fn create_session(
+    state: &AppState,
+    credentials: &Opened,
+    request: &StartRequest,
+    redirect_uri: Option<String>,
+) -> Result<Answer<ConnectSessionResponse>, FinchError> {
+    let app = AppCredentials {
+        client_id: &credentials.client_id,
+        client_secret: &credentials.client_secret,
     };
-    let shown = format!("{} {}", failure.title, failure.next_step);
-    transaction(conn, admin.scope(), async |conn| {
-        attempts::insert(
-            conn,
-            &attempts::NewAttempt {
-                id,
-                tenant_id: admin.tenant.id,
-                flow_id: flow.map(|f| f.id),
-                user_id: Some(admin.user.id),
-                stage,
-                flow_kind: flow.map(|f| f.flow.as_str()),
-                is_reauth: flow.is_some_and(|f| f.reauth_connection_id.is_some()),
-                state_missing: false,
-                credentials_version: flow.map(|f| f.credentials_version),
-                callback_received_at: None,
-                started_at,
-            },
-        )
-        .await?;
-        attempts::finish(
-            conn,
-            id,
-            &attempts::Finish {
-                finished_at: Some(now),
-                latency_ms: error
-                    .and_then(FinchError::latency)
-                    .map(|l| i32::try_from(l.as_millis()).unwrap_or(i32::MAX)),
-                outcome: Some("failed"),
-                category: Some(failure.category),
-                actor: Some(failure.actor.as_str()),
-                finch_status: error
-                    .and_then(FinchError::status)
-                    .and_then(|s| i16::try_from(s).ok()),
-                finch_error_name: error.and_then(FinchError::body).map(|b| b.name.as_str()),
-                finch_code: error
-                    .and_then(FinchError::body)
-                    .and_then(|b| b.finch_code.as_deref()),
-                message: message.as_deref(),
-                shown_to_user: Some(&shown),
-                finch_request_id: error.and_then(FinchError::request_id),
-                ..Default::default()
-            },
-        )
-        .await
-    })
-    .await?;
-    crate::telemetry::record_attempt("failed", failure.category, None);
-    Ok(id)
+    let minutes_to_expire = u32::try_from(FLOW_MINUTES).ok();
+    match &request.reauth {
+        Some((_, finch_connection_id)) => {
+            let body = ReauthenticateSessionRequest {
+                connection_id: finch_connection_id.clone(),
+                redirect_uri,
+                minutes_to_expire,
+                products: Some(request.products.clone()),
+            };
+            state.finch.reauthenticate_session(&app, &body).await
+        }
+        None => {
+            let body = CreateConnectSessionRequest {
+                customer_id: request.customer_id.clone(),
+                customer_name: request.customer_name.clone(),
+                products: request.products.clone(),
+                customer_email: None,
+                redirect_uri,
+                minutes_to_expire,
+                sandbox: request.sandbox,
+                manual: None,
+                integration: None,
+                recordkeeping: None,
+            };
+            state.finch.create_connect_session(&app, &body).await
+        }
+    }
 }

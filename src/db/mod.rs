@@ -102,16 +102,13 @@ impl From<PoolError> for DbError {
 /// Checks out a connection and runs `work` in one transaction with `scope` set: the unit of
 /// database work of a request that needs a single transaction. Work that needs several on one
 /// connection checks out once and calls [`transaction`] for each.
-pub async fn run<R, E>(
+pub async fn run<R>(
     pool: &Pool,
     scope: Scope,
-    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, E>,
-) -> Result<R, E>
-where
-    E: From<diesel::result::Error> + From<PoolError>,
-{
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<R>,
+) -> Result<R, DbError> {
     let mut conn = pool.get().await?;
-    transaction(&mut conn, scope, work).await
+    Ok(transaction(&mut conn, scope, work).await?)
 }
 
 /// A pool error in one line, without the connection string.

@@ -5,7 +5,10 @@ pub mod failure;
 pub mod password_policy;
 pub mod products;
 pub mod redirect_uri;
+pub mod sandbox;
 pub mod slug;
+pub mod string_enum;
+pub mod text;
 
 pub use email::{Email, EmailError};
 pub use redirect_uri::{RedirectUri, RedirectUriError};

@@ -12,7 +12,7 @@ pub const MIN_CHARS: usize = 8;
 /// What forms recommend: long passphrases beat clever short passwords.
 pub const RECOMMENDED_CHARS: usize = 15;
 /// Most bytes accepted, so that hashing cannot be turned into a denial of service (PW-4).
-pub const MAX_BYTES: usize = crate::auth::password::MAX_PASSWORD_BYTES;
+pub const MAX_BYTES: usize = 1024;
 
 /// The 3,000 most common passwords (lower case), see the header of the file for its source.
 const COMMON_PASSWORDS_FILE: &str = include_str!("../../static/common-passwords.txt");

@@ -4,7 +4,28 @@
 //! deprecated alias of `benefits`) and `benefits` not both. A selection is kept in Finch's
 //! documented order without repeats, so the same choice is always stored the same way.
 
-use crate::finch::wire::Product;
+use crate::domain::string_enum::string_enum;
+
+string_enum! {
+    /// A Finch product (a permission scope), as requested in a Connect session (finch-api.md §7).
+    Product {
+        Benefits => "benefits",
+        Company => "company",
+        /// Deprecated alias of `benefits`; still accepted by Finch.
+        Deduction => "deduction",
+        Directory => "directory",
+        Documents => "documents",
+        Employment => "employment",
+        Individual => "individual",
+        Payment => "payment",
+        PayStatement => "pay_statement",
+        Plans => "plans",
+        PlansDependents => "plans_dependents",
+        PlansEnrollments => "plans_enrollments",
+        Recordkeeping => "recordkeeping",
+        Ssn => "ssn",
+    }
+}
 
 /// Longest unknown value quoted back in an error message.
 const MAX_QUOTED: usize = 40;

@@ -204,9 +204,29 @@ fn describe(c: char) -> String {
     }
 }
 
+/// The tenant's Finch callback URL, `{public_url}/t/{slug}/finch/callback`: what the tenant
+/// registers in Finch's dashboard and whitelists here.
+pub fn callback_url(public_url: &url::Url, slug: &str) -> String {
+    format!(
+        "{}/t/{slug}/finch/callback",
+        public_url.as_str().trim_end_matches('/')
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callback_url_hangs_off_the_public_url_without_a_double_slash() -> anyhow::Result<()> {
+        for base in ["https://gate.example.com", "https://gate.example.com/"] {
+            assert_eq!(
+                callback_url(&url::Url::parse(base)?, "acme"),
+                "https://gate.example.com/t/acme/finch/callback"
+            );
+        }
+        Ok(())
+    }
     use proptest::prelude::*;
 
     #[test]

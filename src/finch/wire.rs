@@ -12,10 +12,9 @@
 //!   are ignored and the response enums carry an `Unknown` catch-all.
 
 use std::fmt;
-use std::str::FromStr;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The only Finch API version any source shows; sent as [`FINCH_API_VERSION_HEADER`].
 pub const FINCH_API_VERSION: &str = "2020-09-17";
@@ -25,6 +24,11 @@ pub const FINCH_API_VERSION_HEADER: &str = "Finch-API-Version";
 pub const FINCH_REQUEST_ID_HEADER: &str = "Finch-Request-Id";
 /// `name` of the `window.postMessage` data Finch Connect sends to the embedding page.
 pub const CONNECT_MESSAGE_NAME: &str = "finch-auth-message-v2";
+
+pub use crate::domain::products::Product;
+pub use crate::domain::sandbox::SandboxMode;
+pub use crate::domain::string_enum::UnknownVariant;
+use crate::domain::string_enum::string_enum;
 
 /// Finch's error body: `{code, name, finch_code, message}`; 429 bodies add `statusCode`/`status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,118 +55,7 @@ pub struct FinchErrorBody {
     pub status: Option<u16>,
 }
 
-/// Declares a string enum with a fixed wire spelling, `as_str`, `FromStr` (strict), `Display`
-/// and serde impls, and a list of every variant for error messages.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every variant, in the order Finch documents them.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The wire spelling.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $wire),+
-                }
-            }
-
-            /// The accepted wire spellings joined for an error message.
-            pub fn expected() -> String {
-                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownVariant;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($wire => Ok($name::$variant),)+
-                    other => Err(UnknownVariant {
-                        kind: stringify!($name),
-                        value: other.to_owned(),
-                        expected: Self::expected(),
-                    }),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-/// A string that is not one of an enum's wire spellings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownVariant {
-    kind: &'static str,
-    value: String,
-    expected: String,
-}
-
-impl fmt::Display for UnknownVariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown {} `{}`; expected one of: {}",
-            self.kind, self.value, self.expected
-        )
-    }
-}
-
-impl std::error::Error for UnknownVariant {}
-
-wire_enum! {
-    /// A Finch product (a permission scope), as requested in a Connect session (finch-api.md §7).
-    Product {
-        Benefits => "benefits",
-        Company => "company",
-        /// Deprecated alias of `benefits`; still accepted by Finch.
-        Deduction => "deduction",
-        Directory => "directory",
-        Documents => "documents",
-        Employment => "employment",
-        Individual => "individual",
-        Payment => "payment",
-        PayStatement => "pay_statement",
-        Plans => "plans",
-        PlansDependents => "plans_dependents",
-        PlansEnrollments => "plans_enrollments",
-        Recordkeeping => "recordkeeping",
-        Ssn => "ssn",
-    }
-}
-
-wire_enum! {
-    /// A Connect session's `sandbox` mode: Finch-generated data or a provider's own sandbox.
-    SandboxMode {
-        Finch => "finch",
-        Provider => "provider",
-    }
-}
-
-wire_enum! {
+string_enum! {
     /// `integration.auth_method` of a Connect session, and `authentication_type` of a sandbox
     /// connection.
     AuthMethod {
@@ -173,7 +66,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+string_enum! {
     /// A recordkeeper for the `recordkeeping` product.
     Recordkeeper {
         Voya => "voya",

@@ -47,6 +47,14 @@ impl TenantAdmin {
     pub fn scope(&self) -> Scope {
         Scope::Tenant(self.tenant.id)
     }
+
+    /// This admin as the Connect flows know them: plain ids.
+    pub fn actor(&self) -> crate::connect::Admin {
+        crate::connect::Admin {
+            tenant_id: self.tenant.id,
+            user_id: self.user.id,
+        }
+    }
 }
 
 type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;

@@ -7,5 +7,5 @@ pub mod page;
 pub mod session;
 
 pub use extract::{CurrentUser, Operator, TenantAdmin};
-pub use page::{PageContext, flash};
+pub use page::{PageContext, flash, render, render_with, see_other};
 pub use session::SessionData;

@@ -1,6 +1,11 @@
-//! The context every signed-in page shares: who is signed in, the tenant, the CSRF token, a flash.
+//! The context every signed-in page shares (who is signed in, the tenant, the CSRF token, a
+//! flash), and the two answers handlers give: a rendered page, or `303 See Other`.
 
 use actix_session::Session;
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use askama::Template;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -61,4 +66,24 @@ pub fn flash(session: &Session, kind: &str, message: impl Into<String>) -> Resul
             },
         )
         .map_err(AppError::internal)
+}
+
+/// `200` with the rendered page.
+pub fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
+    render_with(StatusCode::OK, page)
+}
+
+/// The rendered page with `status`.
+pub fn render_with(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
+    let body = page.render().map_err(AppError::internal)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// `303 See Other` to `location` (POST → 303 → GET, and every redirect of ours).
+pub fn see_other(location: impl AsRef<str>) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location.as_ref()))
+        .finish()
 }

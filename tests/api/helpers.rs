@@ -515,7 +515,7 @@ impl TestApp {
             client_secret: SecretString::from(secret.clone()),
         });
         let vault = finchgate::vault::Vault::new(self.keyring.clone());
-        let redirect_uri = finchgate::tenancy::callback_url(
+        let redirect_uri = finchgate::domain::redirect_uri::callback_url(
             &Url::parse(&self.address).expect("the app's address is a URL"),
             slug,
         );
@@ -525,7 +525,7 @@ impl TestApp {
                 finchgate::keys::register_and_check(conn, &vault)
                     .await
                     .expect("register the test master keys");
-                finchgate::tenancy::credentials::store(
+                finchgate::credentials::store(
                     conn,
                     &vault,
                     tenant_id,

@@ -3,10 +3,10 @@
 
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
+use finchgate::credentials::{self as creds, CredentialsError};
 use finchgate::db::models::credentials;
 use finchgate::db::{Scope, transaction};
 use finchgate::sandbox::{Endpoint, Fault, FaultKind, SandboxApp, ServerErrorStatus};
-use finchgate::tenancy::credentials::{self as creds, CredentialsError};
 use finchgate::vault::{Vault, VaultError};
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;

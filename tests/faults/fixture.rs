@@ -139,7 +139,7 @@ pub async fn create_tenant(
         client_secret: SecretString::from(secret.clone()),
     });
     let vault = deployment.vault();
-    let redirect_uri = finchgate::tenancy::callback_url(&deployment.public_url, slug);
+    let redirect_uri = finchgate::domain::redirect_uri::callback_url(&deployment.public_url, slug);
     let mut conn = pool.get().await.expect("a connection");
     let redirect_uri_id = transaction(&mut conn, Scope::System, async |conn| {
         finchgate::keys::register_and_check(conn, &vault)
@@ -164,7 +164,7 @@ pub async fn create_tenant(
             },
         )
         .await?;
-        finchgate::tenancy::credentials::store(
+        finchgate::credentials::store(
             conn,
             &vault,
             tenant.id,

@@ -93,11 +93,13 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewAttempt<'_>) -> Query
 /// Finishes an open row (a finished row is left untouched: returns 0).
 pub async fn finish(
     conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
     id: Uuid,
     finish: &Finish<'_>,
 ) -> QueryResult<usize> {
     diesel::update(
         exchange_attempts::table
+            .filter(exchange_attempts::tenant_id.eq(tenant_id))
             .filter(exchange_attempts::id.eq(id))
             .filter(exchange_attempts::finished_at.is_null()),
     )
@@ -123,9 +125,11 @@ pub async fn find(
 /// The latest ledger row of a flow.
 pub async fn latest_of_flow(
     conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
     flow_id: Uuid,
 ) -> QueryResult<Option<Attempt>> {
     exchange_attempts::table
+        .filter(exchange_attempts::tenant_id.eq(tenant_id))
         .filter(exchange_attempts::flow_id.eq(flow_id))
         .order(exchange_attempts::started_at.desc())
         .select(Attempt::as_select())
@@ -150,13 +154,4 @@ pub async fn list_for_tenant(
         .select(Attempt::as_select())
         .load(conn)
         .await
-}
-
-/// Sanitizes text that came from outside (Finch's message, the callback's error_description):
-/// control characters become spaces, length is capped.
-pub fn sanitize(text: &str, max_chars: usize) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max_chars)
-        .collect()
 }

@@ -110,27 +110,34 @@ pub async fn pending_redirect_flows_of_session(
 
 pub async fn set_finch_session(
     conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
     id: Uuid,
     session_id: &str,
     at: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::update(connect_flows::table.find(id))
-        .set((
-            connect_flows::finch_session_id.eq(session_id),
-            connect_flows::finch_session_created_at.eq(at),
-        ))
-        .execute(conn)
-        .await
+    diesel::update(
+        connect_flows::table
+            .filter(connect_flows::tenant_id.eq(tenant_id))
+            .filter(connect_flows::id.eq(id)),
+    )
+    .set((
+        connect_flows::finch_session_id.eq(session_id),
+        connect_flows::finch_session_created_at.eq(at),
+    ))
+    .execute(conn)
+    .await
 }
 
 /// `pending → exchanging`, only if still pending and unexpired: exactly one caller wins.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Flow>> {
     diesel::update(
         connect_flows::table
+            .filter(connect_flows::tenant_id.eq(tenant_id))
             .filter(connect_flows::id.eq(id))
             .filter(connect_flows::status.eq("pending"))
             .filter(connect_flows::expires_at.gt(now)),
@@ -145,25 +152,67 @@ pub async fn claim(
     .optional()
 }
 
-/// Moves a flow from `from` to a final status; returns whether it did.
+/// A move of a flow from one status to a final one.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub failure_category: Option<&'a str>,
+    pub connection_id: Option<Uuid>,
+}
+
+impl<'a> Transition<'a> {
+    /// `from` → `to`, with nothing to record.
+    pub fn to(from: &'a str, to: &'a str) -> Self {
+        Self {
+            from,
+            to,
+            failure_category: None,
+            connection_id: None,
+        }
+    }
+
+    /// `from` → `failed`, because of `category`.
+    pub fn failed(from: &'a str, category: &'a str) -> Self {
+        Self::to(from, "failed").category(category)
+    }
+
+    /// `exchanging` → `completed`, with the stored connection.
+    pub fn completed(connection_id: Uuid) -> Self {
+        Self {
+            connection_id: Some(connection_id),
+            ..Self::to("exchanging", "completed")
+        }
+    }
+
+    /// The failure category recorded with the move.
+    #[must_use]
+    pub fn category(self, category: &'a str) -> Self {
+        Self {
+            failure_category: Some(category),
+            ..self
+        }
+    }
+}
+
+/// Moves a flow along `transition` if it is still in its `from` status; returns whether it did.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
     id: Uuid,
-    from: &str,
-    to: &str,
-    failure_category: Option<&str>,
-    connection_id: Option<Uuid>,
+    transition: Transition<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     let updated = diesel::update(
         connect_flows::table
+            .filter(connect_flows::tenant_id.eq(tenant_id))
             .filter(connect_flows::id.eq(id))
-            .filter(connect_flows::status.eq(from)),
+            .filter(connect_flows::status.eq(transition.from)),
     )
     .set((
-        connect_flows::status.eq(to),
-        connect_flows::failure_category.eq(failure_category),
-        connect_flows::connection_id.eq(connection_id),
+        connect_flows::status.eq(transition.to),
+        connect_flows::failure_category.eq(transition.failure_category),
+        connect_flows::connection_id.eq(transition.connection_id),
         connect_flows::finished_at.eq(now),
     ))
     .execute(conn)

@@ -7,11 +7,10 @@ use askama::Template;
 use uuid::Uuid;
 
 use crate::db::models::{attempts, flows};
-use crate::db::transaction;
 use crate::domain::failure;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{PageContext, TenantAdmin};
+use crate::web::{PageContext, TenantAdmin, render, see_other};
 
 #[derive(Template)]
 #[template(path = "tenant/attempts.html")]
@@ -25,19 +24,15 @@ pub async fn list(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
-    let rows = transaction(&mut conn, admin.scope(), async |conn| {
+    let rows = crate::db::run(&state.db, admin.scope(), async |conn| {
         attempts::list_for_tenant(conn, tenant_id, 200).await
     })
     .await?;
-    let page = ListPage {
+    render(&ListPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         attempts: rows,
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    })
 }
 
 #[derive(Template)]
@@ -56,10 +51,8 @@ pub async fn show(
     session: Session,
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await?;
-    let tenant_id = admin.tenant.id;
-    let id = path.1;
-    let attempt = transaction(&mut conn, admin.scope(), async |conn| {
+    let (tenant_id, id) = (admin.tenant.id, path.1);
+    let attempt = crate::db::run(&state.db, admin.scope(), async |conn| {
         attempts::find(conn, tenant_id, id).await
     })
     .await?
@@ -87,17 +80,13 @@ pub async fn show(
             "",
         ),
     };
-    let status = actix_web::http::StatusCode::OK;
-    let page = AttemptPage {
+    render(&AttemptPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         attempt,
         title,
         next_step,
         who,
-    };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    })
 }
 
 fn who_acts(actor: failure::Actor) -> &'static str {
@@ -121,13 +110,11 @@ pub async fn in_progress(
     session: Session,
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await?;
-    let tenant_id = admin.tenant.id;
-    let id = path.1;
-    let (flow, attempt) = transaction(&mut conn, admin.scope(), async |conn| {
+    let (tenant_id, id) = (admin.tenant.id, path.1);
+    let (flow, attempt) = crate::db::run(&state.db, admin.scope(), async |conn| {
         let flow = flows::find(conn, tenant_id, id).await?;
-        let attempt = attempts::latest_of_flow(conn, id).await?;
-        Ok::<_, diesel::result::Error>((flow, attempt))
+        let attempt = attempts::latest_of_flow(conn, tenant_id, id).await?;
+        Ok((flow, attempt))
     })
     .await?;
     let flow = flow.ok_or(AppError::NotFound)?;
@@ -141,15 +128,14 @@ pub async fn in_progress(
         _ => Some(format!("/t/{slug}/connect")),
     };
     if let Some(location) = location {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((actix_web::http::header::LOCATION, location))
-            .finish());
+        return Ok(see_other(location));
     }
-    let page = FlowPage {
+    let mut response = render(&FlowPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
-    };
-    Ok(HttpResponse::Ok()
-        .insert_header(("Refresh", "2"))
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    })?;
+    response.headers_mut().insert(
+        actix_web::http::header::REFRESH,
+        actix_web::http::header::HeaderValue::from_static("2"),
+    );
+    Ok(response)
 }

@@ -2,13 +2,12 @@
 //! (embedded flow, with `X-CSRF-Token`). Always answers with a clean URL: never a code or state.
 
 use actix_session::Session;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, ResponseError as _, web};
 
 use crate::connect::callback::{CallbackInput, Outcome, handle};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::TenantAdmin;
+use crate::web::{SessionData, TenantAdmin, see_other};
 
 fn location(slug: &str, outcome: &Outcome) -> String {
     match outcome {
@@ -26,11 +25,14 @@ pub async fn redirect_flow(
     session: Session,
     query: web::Query<CallbackInput>,
 ) -> Result<HttpResponse, AppError> {
-    let outcome = handle(&state, &admin, &session, query.into_inner()).await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, location(&admin.tenant.slug, &outcome)))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .finish())
+    let binding = SessionData(&session).flow_binding()?;
+    let outcome = handle(&state, admin.actor(), &binding, query.into_inner()).await?;
+    let mut response = see_other(location(&admin.tenant.slug, &outcome));
+    response.headers_mut().insert(
+        actix_web::http::header::REFERRER_POLICY,
+        actix_web::http::header::HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
 }
 
 pub async fn embedded_flow(
@@ -39,7 +41,11 @@ pub async fn embedded_flow(
     session: Session,
     body: web::Json<CallbackInput>,
 ) -> HttpResponse {
-    match handle(&state, &admin, &session, body.into_inner()).await {
+    let outcome = match SessionData(&session).flow_binding() {
+        Ok(binding) => handle(&state, admin.actor(), &binding, body.into_inner()).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok(outcome) => HttpResponse::Ok()
             .json(serde_json::json!({ "location": location(&admin.tenant.slug, &outcome) })),
         Err(error) => {

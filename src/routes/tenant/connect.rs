@@ -1,7 +1,6 @@
 //! `GET/POST /t/{slug}/connect`: start Finch Connect (redirect or embedded flow).
 
 use actix_session::Session;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::str::FromStr as _;
@@ -9,11 +8,10 @@ use uuid::Uuid;
 
 use crate::connect::start::{FlowKind, StartRequest, Started, start};
 use crate::db::models::redirect_uris;
-use crate::db::transaction;
 use crate::error::AppError;
 use crate::finch::wire::{Product, SandboxMode};
 use crate::state::AppState;
-use crate::web::{PageContext, TenantAdmin};
+use crate::web::{PageContext, SessionData, TenantAdmin, render, see_other};
 
 pub const PRODUCTS: &[&str] = &[
     "company",
@@ -43,14 +41,13 @@ pub async fn form(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
-    let uris = transaction(&mut conn, admin.scope(), async |conn| {
+    let uris = crate::db::run(&state.db, admin.scope(), async |conn| {
         redirect_uris::list(conn, tenant_id).await
     })
     .await?;
     let defaults = &admin.tenant.default_products;
-    let page = ConnectPage {
+    render(&ConnectPage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         products: PRODUCTS
             .iter()
@@ -60,10 +57,7 @@ pub async fn form(
         customer_id: admin.tenant.slug.clone(),
         customer_name: admin.tenant.name.clone(),
         sandbox: admin.tenant.finch_sandbox.clone(),
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    })
 }
 
 /// The submitted form (checkboxes repeat the `product` field).
@@ -179,12 +173,9 @@ pub async fn submit(
         sandbox: form.sandbox,
         reauth: None,
     };
-    respond(
-        &admin,
-        &state,
-        &session,
-        start(&state, &admin, &session, request).await?,
-    )
+    let binding = SessionData(&session).flow_binding()?;
+    let started = start(&state, admin.actor(), &binding, request).await?;
+    respond(&admin, &state, &session, started)
 }
 
 /// Turns a started flow into the browser's next step.
@@ -195,15 +186,11 @@ pub fn respond(
     started: Started,
 ) -> Result<HttpResponse, AppError> {
     match started {
-        Started::Redirect { location } => Ok(HttpResponse::SeeOther()
-            .insert_header((LOCATION, location))
-            .finish()),
-        Started::Failed { attempt_id } => Ok(HttpResponse::SeeOther()
-            .insert_header((
-                LOCATION,
-                format!("/t/{}/attempts/{attempt_id}", admin.tenant.slug),
-            ))
-            .finish()),
+        Started::Redirect { location } => Ok(see_other(location)),
+        Started::Failed { attempt_id } => Ok(see_other(format!(
+            "/t/{}/attempts/{attempt_id}",
+            admin.tenant.slug
+        ))),
         Started::Embedded {
             session_id,
             state: flow_state,
@@ -216,16 +203,13 @@ pub fn respond(
                 .as_str()
                 .trim_end_matches('/')
                 .to_owned();
-            let page = EmbeddedPage {
+            render(&EmbeddedPage {
                 page: PageContext::new(session, &admin.user, Some(&admin.tenant))?,
                 session_id,
                 state: flow_state,
                 connect_script: format!("{connect}/connect.js"),
                 callback: format!("/t/{}/finch/callback", admin.tenant.slug),
-            };
-            Ok(HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render().map_err(AppError::internal)?))
+            })
         }
     }
 }

@@ -5,10 +5,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::db::models::connections;
-use crate::db::transaction;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{PageContext, TenantAdmin};
+use crate::web::{PageContext, TenantAdmin, render};
 
 #[derive(Template)]
 #[template(path = "tenant/home.html")]
@@ -22,17 +21,13 @@ pub async fn show(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.db.get().await?;
     let tenant_id = admin.tenant.id;
-    let list = transaction(&mut conn, admin.scope(), async |conn| {
+    let list = crate::db::run(&state.db, admin.scope(), async |conn| {
         connections::list(conn, tenant_id).await
     })
     .await?;
-    let page = HomePage {
+    render(&HomePage {
         page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
         connections: list,
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    })
 }

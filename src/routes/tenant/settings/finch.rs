@@ -9,13 +9,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 
 use super::{audit_event, back_to_settings};
+use crate::credentials::{self as creds, Change, CredentialsError, InputError};
 use crate::db::models::{audit, credentials, tenants};
 use crate::db::transaction;
 use crate::domain::products;
+use crate::domain::sandbox::SandboxSetting;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::tenancy::SandboxSetting;
-use crate::tenancy::credentials::{self as creds, Change, CredentialsError, InputError};
 use crate::web::{TenantAdmin, flash};
 
 /// The submitted form, unvalidated.

@@ -5,13 +5,13 @@ use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{audit_event, back_to_settings};
+use crate::credentials::{self as creds, TestOutcome, TestRequest};
 use crate::db::models::{audit, credentials};
 use crate::db::transaction;
 use crate::domain::products;
+use crate::domain::sandbox::SandboxSetting;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::tenancy::SandboxSetting;
-use crate::tenancy::credentials::{self as creds, TestOutcome, TestRequest};
 use crate::web::{TenantAdmin, flash};
 
 pub async fn run(

@@ -17,10 +17,11 @@ use chrono::{DateTime, Utc};
 use crate::db::models::{audit, credentials, redirect_uris as uris, users};
 use crate::db::transaction;
 use crate::domain::products;
+use crate::domain::redirect_uri::callback_url;
+use crate::domain::sandbox::SandboxSetting;
 use crate::error::AppError;
 use crate::finch::wire::Product;
 use crate::state::AppState;
-use crate::tenancy::{SandboxSetting, callback_url};
 use crate::web::{PageContext, TenantAdmin};
 
 /// The stored credentials as the page may show them.

@@ -1,13 +1,15 @@
-//! A tenant's own Finch configuration: credentials (sealed, versioned, testable), sandbox mode,
-//! and the callback URL it registers with Finch.
-//!
-//! Sits between the routes and the database: it validates input, seals through the vault and
-//! calls the query functions in [`crate::db::models`]; it renders nothing and opens no
-//! transaction of its own (the caller's transaction decides the scope).
+//! Sandbox modes: what a Connect session asks Finch for (`sandbox` on the wire) and what a
+//! tenant stores as its setting (`tenants.finch_sandbox`, which adds "off").
 
-pub mod credentials;
+use crate::domain::string_enum::string_enum;
 
-use crate::finch::wire::SandboxMode;
+string_enum! {
+    /// A Connect session's `sandbox` mode: Finch-generated data or a provider's own sandbox.
+    SandboxMode {
+        Finch => "finch",
+        Provider => "provider",
+    }
+}
 
 /// `tenants.finch_sandbox`: whether new Connect sessions ask Finch for a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +67,6 @@ impl SandboxSetting {
 #[error("Choose a sandbox mode: off, Finch sandbox or provider sandbox.")]
 pub struct SandboxSettingError;
 
-/// The tenant's Finch callback URL, `{public_url}/t/{slug}/finch/callback`: what the tenant
-/// registers in Finch's dashboard and whitelists here.
-pub fn callback_url(public_url: &url::Url, slug: &str) -> String {
-    format!(
-        "{}/t/{slug}/finch/callback",
-        public_url.as_str().trim_end_matches('/')
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,16 +80,5 @@ mod tests {
         assert_eq!(SandboxSetting::Finch.to_wire(), Some(SandboxMode::Finch));
         assert_eq!(SandboxSetting::parse("Finch"), Err(SandboxSettingError));
         assert_eq!(SandboxSetting::parse(""), Err(SandboxSettingError));
-    }
-
-    #[test]
-    fn the_callback_url_hangs_off_the_public_url_without_a_double_slash() -> anyhow::Result<()> {
-        for base in ["https://gate.example.com", "https://gate.example.com/"] {
-            assert_eq!(
-                callback_url(&url::Url::parse(base)?, "acme"),
-                "https://gate.example.com/t/acme/finch/callback"
-            );
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,210 @@
+//! The callback: validate the state, claim the flow (one winner), write the ledger row, exchange
+//! the code with the flow's own tenant credentials, verify, store, finish the ledger row.
+//!
+//! Order matters (SECURITY.md OA-2, OA-4, RL-2, LG-3): nothing is sent to Finch before the state
+//! validated against this tenant and this browser session, the flow was claimed atomically, and the
+//! ledger row is committed; the tenant, credentials and redirect URI come only from the flow row.
+//! The jobs live apart: [`input`] (shape checks), [`claim`] (find, check, claim + ledger row),
+//! [`store`] (verify the customer, store with retries).
+
+pub mod claim;
+pub mod input;
+pub mod store;
+
+use secrecy::ExposeSecret as _;
+use uuid::Uuid;
+
+use self::claim::Claim;
+use self::store::Exchange;
+use super::ledger::{self, FailedRow};
+use super::{Admin, current_credentials};
+use crate::db::Scope;
+use crate::db::models::rate_limits;
+use crate::domain::failure::{self, Failure};
+use crate::domain::text;
+use crate::error::AppError;
+use crate::finch::wire::TokenRequest;
+use crate::primitives::sha256;
+use crate::state::AppState;
+
+pub use input::{CallbackInput, check_shape};
+
+/// Where the browser goes after the callback.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The connection is stored: show it.
+    Connected { connection_id: Uuid },
+    /// The attempt failed (or finished earlier): show its ledger row.
+    Attempt { attempt_id: Uuid },
+    /// Another request is exchanging this flow right now.
+    InProgress { flow_id: Uuid },
+}
+
+/// Longest `error_description` kept (it is Finch Connect's text, or an attacker's).
+const MAX_ERROR_DESCRIPTION: usize = 500;
+
+/// Refused callbacks (malformed, unknown or foreign state) one admin may cause per window before
+/// further callbacks are answered 429 without a lookup (RFC 6819 §4.4.1.12: no guessing codes or
+/// states at our expense).
+pub const REFUSED_CALLBACK_LIMIT: i32 = 20;
+pub const REFUSED_CALLBACK_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+
+fn rejected(failure: Failure) -> AppError {
+    AppError::BadRequest(format!("{} — {}", failure.title, failure.next_step))
+}
+
+/// Handles one callback of `admin`'s browser session (bound by `binding`, the session's flow
+/// binding), throttling an admin whose callbacks keep being refused.
+pub async fn handle(
+    state: &AppState,
+    admin: Admin,
+    binding: &str,
+    input: CallbackInput,
+) -> Result<Outcome, AppError> {
+    let key = format!("callback-refused:{}", admin.user_id);
+    let now = state.clock.now();
+    let blocked = crate::db::run(&state.db, Scope::System, async |conn| {
+        rate_limits::is_blocked(conn, &key, now).await
+    })
+    .await?;
+    if blocked {
+        tracing::warn!(user_id = %admin.user_id, "callbacks throttled after repeated refusals");
+        return Err(AppError::TooManyRequests);
+    }
+    let result = handle_unthrottled(state, admin, binding, input).await;
+    if let Err(AppError::BadRequest(_) | AppError::Forbidden(_)) = &result {
+        crate::db::run(&state.db, Scope::System, async |conn| {
+            let (window, limit) = (REFUSED_CALLBACK_WINDOW, REFUSED_CALLBACK_LIMIT);
+            rate_limits::hit(conn, &key, now, window, limit).await
+        })
+        .await?;
+    }
+    result
+}
+
+async fn handle_unthrottled(
+    state: &AppState,
+    admin: Admin,
+    binding: &str,
+    input: CallbackInput,
+) -> Result<Outcome, AppError> {
+    let received_at = state.clock.now();
+    // 1. Shape checks: nothing malformed goes further (no lookup, no ledger row, no Finch call).
+    let shaped = input::check_shape(input).map_err(rejected)?;
+    let binding = sha256(binding);
+    let mut conn = state.db.get().await?;
+
+    // 2. Find the flow; 3. it must be this tenant's and this browser session's; 4. a flow that
+    // already moved on lands on its result.
+    let (flow, state_missing) = claim::find(&mut conn, admin, shaped.state, &binding).await?;
+    claim::check_owner(&mut conn, admin, &flow, &binding).await?;
+    if let Some(outcome) = claim::settled(&mut conn, admin, &flow, received_at).await? {
+        return Ok(outcome);
+    }
+    let claim = |stage| Claim {
+        flow: &flow,
+        received_at,
+        state_missing,
+        stage,
+    };
+
+    // 5. Finch reported an error (the user cancelled or denied): a failed attempt, no exchange.
+    if let Some(error) = shaped.error {
+        let claimed =
+            claim::claim_and_open(&mut conn, admin, claim("callback"), state.clock.now()).await?;
+        let Some(attempt_id) = claimed else {
+            return Ok(Outcome::InProgress { flow_id: flow.id });
+        };
+        let detail = match shaped.error_description.as_deref() {
+            Some(d) => format!(
+                "Finch Connect returned error={error}: {}",
+                text::sanitize(d, MAX_ERROR_DESCRIPTION)
+            ),
+            None => format!("Finch Connect returned error={error}"),
+        };
+        let row = FailedRow::new(failure::USER_DENIED).detail(&detail);
+        let now = state.clock.now();
+        ledger::finish_failed(&mut conn, admin, flow.id, attempt_id, &row, None, now).await?;
+        return Ok(Outcome::Attempt { attempt_id });
+    }
+    let Some(code) = shaped.code else {
+        return Err(rejected(failure::STATE_INVALID));
+    };
+
+    // 6. Claim the flow and commit the ledger row in one transaction; no row, no exchange.
+    let attempt_id = match claim::claim_and_open(
+        &mut conn,
+        admin,
+        claim("exchange"),
+        state.clock.now(),
+    )
+    .await
+    {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(Outcome::InProgress { flow_id: flow.id }),
+        Err(error) => {
+            tracing::error!(flow_id = %flow.id, error = %error, "the ledger row could not be written; not exchanging");
+            return Err(AppError::Unavailable(
+                    "finchgate could not record this attempt, so it did not contact Finch. Your code is still unused: reload this page in a minute to try again.".into(),
+                ));
+        }
+    };
+
+    // 7. Credentials of the flow's tenant (never anything from the request).
+    let credentials = match current_credentials(state, &mut conn, flow.tenant_id).await? {
+        Ok(credentials) => credentials,
+        Err(failure) => {
+            let row = FailedRow::new(failure);
+            let now = state.clock.now();
+            ledger::finish_failed(&mut conn, admin, flow.id, attempt_id, &row, None, now).await?;
+            return Ok(Outcome::Attempt { attempt_id });
+        }
+    };
+    drop(conn);
+
+    // 8. The exchange: redirect_uri only for redirect-flow codes, identical to the one used.
+    let sent_at = state.clock.now();
+    let request = TokenRequest {
+        code: code.expose_secret(),
+        client_id: &credentials.client_id,
+        client_secret: credentials.client_secret.expose_secret(),
+        redirect_uri: flow
+            .redirect_uri
+            .as_deref()
+            .filter(|_| flow.flow == "redirect"),
+    };
+    let answer = match state.finch.exchange_code(&request).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            let mut conn = state.db.get().await?;
+            let row = FailedRow::from_finch(&error);
+            let now = state.clock.now();
+            ledger::finish_failed(
+                &mut conn,
+                admin,
+                flow.id,
+                attempt_id,
+                &row,
+                Some(sent_at),
+                now,
+            )
+            .await?;
+            return Ok(Outcome::Attempt { attempt_id });
+        }
+    };
+    let exchange = Exchange {
+        admin,
+        flow: &flow,
+        attempt_id,
+        sent_at,
+        latency: answer.latency,
+        request_id: answer.request_id,
+    };
+
+    // 9. The token is for the customer this flow was started for, or it is discarded.
+    if let Some(outcome) = store::refuse_other_customer(state, &exchange, &answer.value).await? {
+        return Ok(outcome);
+    }
+    // 10. Store connection + encrypted token + finished ledger row in one transaction.
+    Ok(store::store_with_retries(state, &exchange, answer.value).await)
+}
