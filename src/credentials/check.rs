@@ -5,9 +5,17 @@
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::db::Scope;
+use crate::db::models::tenants::Tenant;
+use crate::db::models::users::ROLE_TENANT_ADMIN;
+use crate::db::models::{audit, credentials};
+use crate::domain::products;
+use crate::domain::sandbox::SandboxSetting;
 use crate::domain::text;
+use crate::error::AppError;
 use crate::finch::client::{Answer, AppCredentials, FinchClient, FinchError};
 use crate::finch::wire::{CreateConnectSessionRequest, Product, SandboxMode};
+use crate::state::AppState;
 
 /// Lifetime of the Connect session a test creates: the shortest Finch allows.
 pub const TEST_SESSION_MINUTES: u32 = 1;
@@ -150,6 +158,68 @@ pub async fn test(
         client_secret: secret,
     };
     TestOutcome::from_result(&finch.create_connect_session(&app, &body).await)
+}
+
+/// Why there was nothing to test.
+#[derive(Debug)]
+pub enum NotTested {
+    /// No credentials are saved yet.
+    NothingSaved,
+    /// The tenant's default products are not a usable selection (the sentence says why).
+    Products(String),
+}
+
+/// "Test credentials" for `tenant`'s current credentials, by `user_id` from `ip`: asks Finch,
+/// and records the outcome in the audit trail (with Finch's status and request id).
+pub async fn run(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: Uuid,
+    ip: Option<String>,
+) -> Result<Result<TestOutcome, NotTested>, AppError> {
+    let tenant_id = tenant.id;
+    let current = crate::db::run(&state.db, Scope::Tenant(tenant_id), async |conn| {
+        credentials::current(conn, tenant_id).await
+    })
+    .await?;
+    // No connection is held while Finch is asked.
+    let Some(current) = current else {
+        return Ok(Err(NotTested::NothingSaved));
+    };
+    let products = match products::parse(tenant.default_products.iter().map(String::as_str)) {
+        Ok(products) => products,
+        Err(problem) => return Ok(Err(NotTested::Products(problem.to_string()))),
+    };
+    let sandbox = SandboxSetting::parse(&tenant.finch_sandbox)
+        .map_err(AppError::internal)?
+        .to_wire();
+    let secret = super::open_secret(&state.vault, &current).map_err(AppError::internal)?;
+    let request = TestRequest {
+        tenant_id,
+        tenant_name: &tenant.name,
+        products,
+        sandbox,
+    };
+    let outcome = test(&state.finch, &current.client_id, &secret, request).await;
+    drop(secret);
+    if let TestOutcome::Unavailable { .. } = outcome {
+        tracing::warn!(%tenant_id, "credentials test: Finch unavailable");
+    }
+    crate::db::run(&state.db, Scope::Tenant(tenant_id), async |conn| {
+        let event = audit::Event::new(ROLE_TENANT_ADMIN, Some(user_id), "finch_credentials.tested")
+            .tenant(tenant_id)
+            .target("finch_credentials", current.id)
+            .details(serde_json::json!({
+                "outcome": outcome.label(),
+                "credentials_version": current.version,
+                "finch_status": outcome.finch_status(),
+                "finch_request_id": outcome.request_id(),
+            }))
+            .ip(ip);
+        audit::record(conn, event).await
+    })
+    .await?;
+    Ok(Ok(outcome))
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 //! ([`credentials::replace`]).
 //!
 //! Sits between the routes and the database: it validates input, seals through the vault and
-//! calls the query functions in [`crate::db::models`]; it renders nothing and opens no
-//! transaction of its own (the caller's transaction decides the scope).
+//! calls the query functions in [`crate::db::models`]; it renders nothing. [`store`] runs in the
+//! caller's transaction; [`save::save`] (the settings form) and [`check::run`] ("Test
+//! credentials") are whole flows with transactions of their own.
 
 pub mod check;
 pub mod input;
+pub mod save;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;

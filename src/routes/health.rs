@@ -3,9 +3,6 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use diesel::QueryableByName;
-use diesel::sql_types::Text;
-use diesel_async::RunQueryDsl as _;
 use serde::Serialize;
 
 use crate::db;
@@ -20,12 +17,6 @@ struct Readiness {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct AppliedVersion {
-    #[diesel(sql_type = Text)]
-    version: String,
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -60,17 +51,9 @@ async fn check(pool: &db::Pool) -> Result<(), String> {
             db::describe_pool_error(&e)
         )
     })?;
-    let applied: Vec<AppliedVersion> =
-        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-            .load(&mut conn)
-            .await
-            .map_err(|e| format!("cannot read the applied migrations: {e}"))?;
-    let embedded = db::migrations::embedded_versions().map_err(|e| e.to_string())?;
-    let missing: Vec<&str> = embedded
-        .iter()
-        .filter(|v| !applied.iter().any(|a| &a.version == *v))
-        .map(String::as_str)
-        .collect();
+    let missing = db::migrations::missing_versions(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     if missing.is_empty() {
         Ok(())
     } else {

@@ -7,7 +7,6 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -19,7 +18,7 @@ use crate::domain::password_policy;
 use crate::error::AppError;
 use crate::onboarding::{OnboardingError, invitation};
 use crate::state::AppState;
-use crate::web::SessionData;
+use crate::web::{SessionData, render_with, see_other};
 
 #[derive(Template)]
 #[template(path = "auth/invite.html")]
@@ -38,9 +37,7 @@ struct InvalidPage;
 
 /// The one answer for every link that cannot be used.
 fn invalid() -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::NotFound()
-        .content_type("text/html; charset=utf-8")
-        .body(InvalidPage.render().map_err(AppError::internal)?))
+    render_with(StatusCode::NOT_FOUND, &InvalidPage)
 }
 
 fn form_page(
@@ -51,23 +48,22 @@ fn form_page(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let csrf = SessionData(session).csrf_token()?;
-    let page = InvitePage {
-        csrf_token: &csrf,
-        token,
-        email: &usable.email,
-        tenant_name: &usable.tenant_name,
-        hint: password_policy::hint(),
-        error,
-    };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    render_with(
+        status,
+        &InvitePage {
+            csrf_token: &csrf,
+            token,
+            email: &usable.email,
+            tenant_name: &usable.tenant_name,
+            hint: password_policy::hint(),
+            error,
+        },
+    )
 }
 
 async fn lookup(state: &AppState, token: &str) -> Result<Option<Usable>, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await?;
-    let usable = transaction(&mut conn, Scope::System, async |conn| {
+    let usable = crate::db::run(&state.db, Scope::System, async |conn| {
         invitation::lookup(conn, token, now).await
     })
     .await?;
@@ -127,7 +123,7 @@ pub async fn submit(
         .await
         .map_err(AppError::internal)?;
     let now = state.clock.now();
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = crate::web::client_ip(&req);
     let mut conn = state.db.get().await?;
     let accepted = transaction(&mut conn, Scope::System, async |conn| {
         invitation::accept(conn, &token, &hash, now, ip).await
@@ -136,9 +132,7 @@ pub async fn submit(
     match accepted {
         Ok(accepted) => {
             SessionData(&session).sign_in(accepted.user_id, now)?;
-            Ok(HttpResponse::SeeOther()
-                .insert_header((LOCATION, format!("/t/{}/", accepted.tenant_slug)))
-                .finish())
+            Ok(see_other(format!("/t/{}/", accepted.tenant_slug)))
         }
         // Used up (or revoked) between the lookup and now.
         Err(OnboardingError::InvalidLink) => invalid(),

@@ -25,23 +25,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ops/exchanges.csv", web::get().to(ops::exchanges::csv))
         .route(
             "/ops/exchanges/resolve",
-            web::post().to(ops::resolve::submit),
+            web::post().to(ops::exchanges::review::matching),
         )
-        .route("/ops/exchanges/{id}", web::get().to(ops::exchange::show))
+        .route(
+            "/ops/exchanges/{id}",
+            web::get().to(ops::exchanges::detail::show),
+        )
         .route(
             "/ops/exchanges/{id}/review",
-            web::post().to(ops::exchange::review),
+            web::post().to(ops::exchanges::review::one),
         )
         .route("/ops/tenants", web::get().to(ops::tenants::list))
         .route("/ops/tenants", web::post().to(ops::tenants::create))
-        .route("/ops/tenants/{slug}", web::get().to(ops::tenant::show))
+        .route(
+            "/ops/tenants/{slug}",
+            web::get().to(ops::tenants::detail::show),
+        )
         .route(
             "/ops/tenants/{slug}/invite",
-            web::post().to(ops::invite::create),
+            web::post().to(ops::tenants::invite::create),
         )
         .route(
             "/ops/tenants/{slug}/users/{id}/disable",
-            web::post().to(ops::disable_user::submit),
+            web::post().to(ops::tenants::disable_user::submit),
         )
         .route("/t/{slug}/", web::get().to(tenant::home::show))
         .route("/t/{slug}/connect", web::get().to(tenant::connect::form))
@@ -86,7 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/t/{slug}/settings/finch/test",
-            web::post().to(tenant::settings::finch_test::run),
+            web::post().to(tenant::settings::check_credentials::run),
         )
         .route(
             "/t/{slug}/settings/redirect-uris",

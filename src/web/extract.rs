@@ -11,8 +11,8 @@ use actix_session::SessionExt as _;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use uuid::Uuid;
 
+use crate::db::Scope;
 use crate::db::models::{tenants, users};
-use crate::db::{Scope, transaction};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::session::SessionData;
@@ -67,8 +67,7 @@ async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
-    let mut conn = state.db.get().await?;
-    let user = transaction(&mut conn, Scope::System, async |conn| {
+    let user = crate::db::run(&state.db, Scope::System, async |conn| {
         users::find(conn, user_id).await
     })
     .await?;
@@ -131,9 +130,8 @@ impl FromRequest for TenantAdmin {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
-            let mut conn = state.db.get().await?;
             // In the user's own tenant scope: another tenant's slug cannot even be seen.
-            let tenant = transaction(&mut conn, Scope::Tenant(tenant_id), async |conn| {
+            let tenant = crate::db::run(&state.db, Scope::Tenant(tenant_id), async |conn| {
                 tenants::find_by_slug(conn, &slug).await
             })
             .await?;

@@ -9,3 +9,9 @@ pub mod session;
 pub use extract::{CurrentUser, Operator, TenantAdmin};
 pub use page::{PageContext, flash, render, render_with, see_other};
 pub use session::SessionData;
+
+/// The client's address as the audit trail records it: the TCP peer (a forwarded-for header is
+/// not trusted, SECURITY.md RS-3).
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}

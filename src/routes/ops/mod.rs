@@ -1,9 +1,5 @@
-//! Pages under `/ops`: the operator console.
+//! Pages under `/ops`: the operator console, mirroring its URLs — `exchanges/` (the failures
+//! list, one attempt, triage) and `tenants/` (health, one tenant, invitations, disabling users).
 
-pub mod disable_user;
-pub mod exchange;
 pub mod exchanges;
-pub mod invite;
-pub mod resolve;
-pub mod tenant;
 pub mod tenants;

@@ -4,25 +4,23 @@
 //! The client secret is write-only: the page shows `••••` and the last four characters kept at
 //! save time, never the secret (SECURITY.md AC-4).
 
+pub mod check_credentials;
 pub mod finch;
-pub mod finch_test;
 pub mod redirect_uris;
 
 use actix_session::Session;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
 use crate::db::models::{audit, credentials, redirect_uris as uris, users};
-use crate::db::transaction;
 use crate::domain::products;
 use crate::domain::redirect_uri::callback_url;
 use crate::domain::sandbox::SandboxSetting;
 use crate::error::AppError;
 use crate::finch::wire::Product;
 use crate::state::AppState;
-use crate::web::{PageContext, TenantAdmin};
+use crate::web::{PageContext, TenantAdmin, render, see_other};
 
 /// The stored credentials as the page may show them.
 struct SavedCredentials {
@@ -59,15 +57,14 @@ pub async fn show(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await?;
-    let (current, author, list) = transaction(&mut conn, admin.scope(), async |conn| {
+    let (current, author, list) = crate::db::run(&state.db, admin.scope(), async |conn| {
         let current = credentials::current(conn, tenant_id).await?;
         let author = match current.as_ref().and_then(|c| c.created_by) {
             Some(id) => users::find(conn, id).await?.map(|u| u.email),
             None => None,
         };
         let list = uris::list(conn, tenant_id).await?;
-        Ok::<_, diesel::result::Error>((current, author, list))
+        Ok((current, author, list))
     })
     .await?;
 
@@ -112,16 +109,12 @@ pub async fn show(
         callback_url: callback,
         suggested_uri,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    render(&page)
 }
 
 /// `303` back to the settings page (POST → 303 → GET).
 fn back_to_settings(admin: &TenantAdmin) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, format!("/t/{}/settings", admin.tenant.slug)))
-        .finish()
+    see_other(format!("/t/{}/settings", admin.tenant.slug))
 }
 
 /// An audit event by this admin about their tenant; `details` names fields, never values.
@@ -136,5 +129,5 @@ fn audit_event<'a>(
         .tenant(admin.tenant.id)
         .target(target.0, target.1)
         .details(details)
-        .ip(req.peer_addr().map(|a| a.ip().to_string()))
+        .ip(crate::web::client_ip(req))
 }

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::{audit_event, back_to_settings};
 use crate::db::models::{audit, redirect_uris};
-use crate::db::transaction;
 use crate::domain::RedirectUri;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -42,8 +41,7 @@ pub async fn add(
         }
     };
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await?;
-    let added = transaction(&mut conn, admin.scope(), async |conn| {
+    let added = crate::db::run(&state.db, admin.scope(), async |conn| {
         let added = redirect_uris::add(conn, tenant_id, uri.as_str(), Some(admin.user.id)).await?;
         if let Some(id) = added {
             audit::record(
@@ -58,7 +56,7 @@ pub async fn add(
             )
             .await?;
         }
-        Ok::<_, diesel::result::Error>(added)
+        Ok(added)
     })
     .await?;
     match added {
@@ -82,8 +80,7 @@ pub async fn delete(
     let (_, id) = path.into_inner();
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     let tenant_id = admin.tenant.id;
-    let mut conn = state.db.get().await?;
-    let removed = transaction(&mut conn, admin.scope(), async |conn| {
+    let removed = crate::db::run(&state.db, admin.scope(), async |conn| {
         let removed = redirect_uris::delete(conn, tenant_id, id).await?;
         if removed.is_some() {
             audit::record(
@@ -98,7 +95,7 @@ pub async fn delete(
             )
             .await?;
         }
-        Ok::<_, diesel::result::Error>(removed)
+        Ok(removed)
     })
     .await?;
     let removed = removed.ok_or(AppError::NotFound)?;

@@ -1,9 +1,12 @@
 //! `GET /ops/tenants`: every tenant with its health (sortable, worst first by default), and the
 //! form to create one; `POST /ops/tenants` creates it.
 
+pub mod detail;
+pub mod disable_user;
+pub mod invite;
+
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -14,7 +17,7 @@ use crate::domain::Slug;
 use crate::error::AppError;
 use crate::onboarding::{self, Actor, OnboardingError};
 use crate::state::AppState;
-use crate::web::{Operator, PageContext, flash};
+use crate::web::{Operator, PageContext, flash, render_with, see_other};
 
 #[derive(Template)]
 #[template(path = "ops/tenants.html")]
@@ -37,8 +40,7 @@ async fn render(
     sort: Sort,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await?;
-    let all = transaction(&mut conn, Scope::Operator, async |conn| {
+    let all = crate::db::run(&state.db, Scope::Operator, async |conn| {
         health::list(conn, now, None, sort).await
     })
     .await?;
@@ -50,9 +52,7 @@ async fn render(
         name: &form.name,
         error,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    render_with(status, &page)
 }
 
 /// `?sort=worst|open|slug`.
@@ -124,7 +124,7 @@ pub async fn create(
             .await;
         }
     };
-    let actor = Actor::operator(operator.0.id, client_ip(&req));
+    let actor = Actor::operator(operator.0.id, crate::web::client_ip(&req));
     let mut conn = state.db.get().await?;
     let created = transaction(&mut conn, Scope::Operator, async |conn| {
         onboarding::create_tenant(conn, &slug, &name, &actor).await
@@ -141,9 +141,7 @@ pub async fn create(
                     tenant.slug
                 ),
             )?;
-            Ok(HttpResponse::SeeOther()
-                .insert_header((LOCATION, format!("/ops/tenants/{}", tenant.slug)))
-                .finish())
+            Ok(see_other(format!("/ops/tenants/{}", tenant.slug)))
         }
         Err(e @ OnboardingError::SlugTaken(_)) => {
             let status = StatusCode::CONFLICT;
@@ -160,9 +158,4 @@ pub async fn create(
         }
         Err(e) => Err(AppError::internal(e)),
     }
-}
-
-/// The peer address, for the audit trail (no proxy headers are trusted).
-pub(super) fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
 }

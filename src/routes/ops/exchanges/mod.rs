@@ -2,8 +2,11 @@
 //! (`view=groups`) or the trend chart (`view=trends`) for the filter in the query string;
 //! `GET /ops/exchanges.csv`: the filtered list as a streamed CSV; `GET /ops/`: to the list.
 
+pub mod detail;
+pub mod review;
+
 use actix_session::Session;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, LOCATION};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -16,13 +19,11 @@ use crate::db::{Scope, transaction};
 use crate::domain::failure;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{Operator, PageContext};
+use crate::web::{Operator, PageContext, render, see_other};
 
 /// The console's start: the failures list.
 pub async fn root(_operator: Operator) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, "/ops/exchanges"))
-        .finish()
+    see_other("/ops/exchanges")
 }
 
 /// A bad filter is the operator's typo: a 400 page that says which value and why.
@@ -188,10 +189,12 @@ pub async fn list(
         hidden: filter.pairs(),
         as_of: filter::format_time(now),
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .body(page.render().map_err(AppError::internal)?))
+    let mut response = render(&page)?;
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// The filtered list as CSV, streamed in keyset batches (the cursor and view are ignored: the

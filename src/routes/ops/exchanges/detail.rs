@@ -1,26 +1,21 @@
 //! `GET /ops/exchanges/{id}`: one attempt — its timeline, Finch's answer, what the tenant admin was
-//! shown, its review, and other attempts of the same tenant; `POST /ops/exchanges/{id}/review`:
-//! acknowledge, resolve (with a note) or reopen it, audited.
+//! shown, its review, and other attempts of the same tenant.
 
 use actix_session::Session;
-use actix_web::http::header::LOCATION;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::console::ledger::{self, ListRow, Review};
+use crate::console::ledger::{self, ListRow};
+use crate::console::review::Review;
+use crate::db::Scope;
 use crate::db::models::attempts::Attempt;
-use crate::db::models::{audit, flows, tenants, users};
-use crate::db::{Scope, transaction};
+use crate::db::models::{flows, tenants, users};
 use crate::domain::failure;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{Operator, PageContext, flash};
-
-/// Longest review note.
-pub const MAX_NOTE: usize = 2000;
+use crate::web::{Operator, PageContext, render};
 
 /// One step of the attempt's timeline.
 struct Step {
@@ -134,7 +129,7 @@ impl ExchangePage {
     }
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+pub(super) fn parse_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
 }
 
@@ -145,10 +140,9 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&id)?;
-    let mut conn = state.db.get().await?;
-    let found = transaction(&mut conn, Scope::Operator, async |conn| {
+    let found = crate::db::run(&state.db, Scope::Operator, async |conn| {
         let Some(attempt) = ledger::find(conn, id).await? else {
-            return Ok::<_, diesel::result::Error>(None);
+            return Ok(None);
         };
         let Some(tenant) = tenants::find(conn, attempt.tenant_id).await? else {
             return Ok(None);
@@ -165,11 +159,10 @@ pub async fn show(
         Ok(Some((attempt, tenant, flow, reviewer, related)))
     })
     .await?;
-    drop(conn);
     let Some((attempt, tenant, flow, reviewer, related)) = found else {
         return Err(AppError::NotFound);
     };
-    let page = ExchangePage {
+    render(&ExchangePage {
         page: PageContext::new(&session, &operator.0, None)?,
         steps: timeline(&attempt, flow.as_ref()),
         failure: attempt.category.as_deref().and_then(failure::by_category),
@@ -179,112 +172,5 @@ pub async fn show(
         flow,
         reviewer,
         related,
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
-}
-
-/// Every field defaults, so a malformed body never answers before the `Operator` check does.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ReviewForm {
-    action: String,
-    note: String,
-}
-
-/// Checks a note: required to resolve, at most [`MAX_NOTE`] characters, control characters
-/// (other than line breaks) dropped.
-pub(super) fn parse_note(raw: &str, required: bool) -> Result<Option<String>, AppError> {
-    let note: String = raw
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .collect();
-    if note.chars().count() > MAX_NOTE {
-        return Err(AppError::BadRequest(format!(
-            "A note has at most {MAX_NOTE} characters."
-        )));
-    }
-    if note.is_empty() {
-        if required {
-            return Err(AppError::BadRequest(
-                "Resolving needs a note: say what was done or why nothing needs doing.".into(),
-            ));
-        }
-        return Ok(None);
-    }
-    Ok(Some(note))
-}
-
-pub async fn review(
-    operator: Operator,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    id: web::Path<String>,
-    form: web::Form<ReviewForm>,
-) -> Result<HttpResponse, AppError> {
-    let id = parse_id(&id)?;
-    let Some(step) = Review::parse(&form.action) else {
-        return Err(AppError::BadRequest(
-            "Unknown review action: use acknowledge, resolve or reopen.".into(),
-        ));
-    };
-    let note = parse_note(&form.note, step == Review::Resolve)?;
-    let now = state.clock.now();
-    let reviewer = operator.0.id;
-    let ip = super::tenants::client_ip(&req);
-    let mut conn = state.db.get().await?;
-    let reviewed = transaction(&mut conn, Scope::Operator, async |conn| {
-        let Some(before) = ledger::review(conn, id, step, reviewer, note.as_deref(), now).await?
-        else {
-            return Ok::<_, diesel::result::Error>(None);
-        };
-        audit::record(
-            conn,
-            audit::Event::new("operator", Some(reviewer), step.action())
-                .tenant(before.tenant_id)
-                .target("exchange_attempt", id)
-                .details(serde_json::json!({
-                    "from": before.review_state,
-                    "to": step.target(),
-                    "category": before.category,
-                    "note": note,
-                }))
-                .ip(ip.clone()),
-        )
-        .await?;
-        Ok(Some(before))
     })
-    .await?;
-    if reviewed.is_none() {
-        // No such failure, or the step does not apply to its current state (someone else was
-        // quicker, or a double submit): say so on the attempt's page if it exists.
-        let exists = transaction(&mut conn, Scope::Operator, async |conn| {
-            ledger::find(conn, id).await
-        })
-        .await?;
-        let Some(attempt) = exists else {
-            return Err(AppError::NotFound);
-        };
-        flash(
-            &session,
-            "error",
-            format!(
-                "Nothing changed: this attempt is {} and cannot be {}.",
-                if attempt.outcome.as_deref() == Some("succeeded") {
-                    "a success".to_owned()
-                } else {
-                    attempt.review_state.clone()
-                },
-                step.target()
-            ),
-        )?;
-    } else {
-        flash(&session, "ok", format!("Marked {}.", step.target()))?;
-    }
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, format!("/ops/exchanges/{id}")))
-        .finish())
 }

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::console::health::{self, TenantHealth};
+use crate::db::Scope;
 use crate::db::models::{invitations, tenants, users};
-use crate::db::{Scope, transaction};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{Operator, PageContext};
+use crate::web::{Operator, PageContext, render_with};
 
 /// One row of the users table.
 struct MemberRow {
@@ -94,10 +94,9 @@ pub(super) async fn render(
     invite: InviteResult<'_>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let mut conn = state.db.get().await?;
-    let found = transaction(&mut conn, Scope::Operator, async |conn| {
+    let found = crate::db::run(&state.db, Scope::Operator, async |conn| {
         let Some(tenant) = tenants::find_by_slug(conn, slug).await? else {
-            return Ok::<_, diesel::result::Error>(None);
+            return Ok(None);
         };
         let members = users::list_for_tenant(conn, tenant.id).await?;
         let pending = invitations::list_pending(conn, tenant.id, now).await?;
@@ -118,9 +117,7 @@ pub(super) async fn render(
         pending,
         invite,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(AppError::internal)?))
+    render_with(status, &page)
 }
 
 pub async fn show(

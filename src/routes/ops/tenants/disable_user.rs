@@ -1,7 +1,6 @@
 //! `POST /ops/tenants/{slug}/users/{id}/disable`: disable a tenant's user and end their sessions.
 
 use actix_session::Session;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
@@ -10,7 +9,7 @@ use crate::db::{Scope, transaction};
 use crate::error::AppError;
 use crate::onboarding::{self, Actor, OnboardingError};
 use crate::state::AppState;
-use crate::web::{Operator, flash};
+use crate::web::{Operator, flash, see_other};
 
 pub async fn submit(
     operator: Operator,
@@ -21,7 +20,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
     let user_id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
-    let actor = Actor::operator(operator.0.id, super::tenants::client_ip(&req));
+    let actor = Actor::operator(operator.0.id, crate::web::client_ip(&req));
     let now = state.clock.now();
     let mut conn = state.db.get().await?;
     let tenant = transaction(&mut conn, Scope::Operator, async |conn| {
@@ -45,7 +44,5 @@ pub async fn submit(
         Err(e) => return Err(AppError::internal(e)),
     };
     flash(&session, "ok", message)?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, format!("/ops/tenants/{}", tenant.slug)))
-        .finish())
+    Ok(see_other(format!("/ops/tenants/{}", tenant.slug)))
 }

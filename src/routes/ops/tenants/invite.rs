@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 
-use super::tenant::{InviteResult, ShownLink, render};
+use super::detail::{InviteResult, ShownLink, render};
 use crate::db::models::tenants;
 use crate::db::{Scope, transaction};
 use crate::domain::Email;
@@ -57,7 +57,7 @@ pub async fn create(
             .await;
         }
     };
-    let actor = Actor::operator(operator.0.id, super::tenants::client_ip(&req));
+    let actor = Actor::operator(operator.0.id, crate::web::client_ip(&req));
     let now = state.clock.now();
     let mut conn = state.db.get().await?;
     let issued = transaction(&mut conn, Scope::Operator, async |conn| {
