@@ -96,4 +96,28 @@ proptest! {
         prop_assert_eq!(vault.open(&b, &sealed.envelope), Err(VaultError::Integrity));
         prop_assert_eq!(vault.rewrap(&b, &sealed.envelope), Err(VaultError::Integrity));
     }
+
+    /// Stronger than a random pair of contexts, which differ in every part at once: an AAD that
+    /// left out one part would pass that test but not this one.
+    #[test]
+    fn changing_any_one_part_of_the_row_context_fails_to_open(
+        plaintext in prop::collection::vec(any::<u8>(), 0..64),
+        ctx in arb_context(),
+        other_tenant in any::<u128>(),
+        other_row in any::<u128>(),
+    ) {
+        let mut others = vec![
+            RowContext::new(ctx.purpose(), Uuid::from_u128(other_tenant), ctx.row_id()),
+            RowContext::new(ctx.purpose(), ctx.tenant_id(), Uuid::from_u128(other_row)),
+        ];
+        for purpose in [Purpose::FinchClientSecret, Purpose::AccessToken, Purpose::KeyCheck] {
+            others.push(RowContext::new(purpose, ctx.tenant_id(), ctx.row_id()));
+        }
+        let vault = shared_vault()?;
+        let sealed = vault.seal(&ctx, &plaintext)?;
+        for other in others.into_iter().filter(|other| *other != ctx) {
+            prop_assert_eq!(vault.open(&other, &sealed.envelope), Err(VaultError::Integrity));
+            prop_assert_eq!(vault.rewrap(&other, &sealed.envelope), Err(VaultError::Integrity));
+        }
+    }
 }

@@ -84,3 +84,25 @@ fn a_damaged_key_check_value_is_rejected() -> TestResult {
     assert!(vault.verify_key_check(&k1, &envelope).is_err());
     Ok(())
 }
+
+/// Takes over the key-check half of the removed "arbitrary bytes never open" property: not
+/// random bytes (which fail the length check) but every one-bit change of a genuine value.
+#[test]
+fn every_single_bit_flip_of_a_key_check_value_fails_to_verify() -> TestResult {
+    let vault = vault(&[("k1", 1)], None)?;
+    let k1 = id("k1")?;
+    let kcv = vault.key_check_value(&k1)?;
+    vault.verify_key_check(&k1, &kcv)?;
+    for bit in 0..KEY_CHECK_LEN * 8 {
+        let mut flipped = kcv.clone();
+        if let Some(byte) = flipped.get_mut(bit / 8) {
+            *byte ^= 1 << (bit % 8);
+        }
+        let verified = vault.verify_key_check(&k1, &flipped);
+        match (bit / 8, &verified) {
+            (0, Err(VaultError::Malformed(_))) | (1.., Err(VaultError::Integrity)) => {}
+            _ => panic!("flipping bit {bit} gave {verified:?}"),
+        }
+    }
+    Ok(())
+}
