@@ -119,18 +119,3 @@ async fn an_unknown_page_is_a_helpful_404_with_a_reference() {
     );
     app.stop().await;
 }
-
-#[tokio::test]
-async fn the_login_page_answers() {
-    let app = spawn_app().await;
-    let root = app.get("/").await;
-    assert_eq!(root.status(), 303);
-    assert_eq!(root.headers()["location"], "/login");
-    let response = app.get("/login").await;
-    assert_eq!(response.status(), 200);
-    let body = response.text().await.unwrap();
-    assert!(body.contains("<form method=\"post\" action=\"/login\">"));
-    let css = app.get("/static/app.css").await;
-    assert_eq!(css.status(), 200);
-    app.stop().await;
-}

@@ -452,7 +452,8 @@ async fn submit_authorize(
         .unwrap()
 }
 
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+/// The hidden inputs of a page (`<input type="hidden" name="…" value="…">`), unescaped.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     const START: &str = r#"<input type="hidden" name=""#;
     html.split(START)
         .skip(1)
@@ -480,6 +481,13 @@ fn html_unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+}
+
+/// The value of `data-<name>="…"` in a page, unescaped.
+pub fn data_attribute(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"data-{name}=""#);
+    let rest = html.split_once(&marker)?.1;
+    Some(html_unescape(rest.split_once('"')?.0))
 }
 
 /// A tenant ready to connect: admin signed in with `app.client`, Finch credentials registered with
