@@ -1,4 +1,4 @@
-//! The application state shared by every handler, built once in [`crate::startup`].
+//! The application state shared by every handler, built once at start-up.
 
 use std::sync::Arc;
 

@@ -10,11 +10,10 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::auth::password::Verification;
+use crate::auth::password::{PasswordHasher, Verification};
 use crate::db::models::{audit, rate_limits, tenants, users};
-use crate::db::{Scope, run};
+use crate::db::{Pool, Scope, run};
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// Failed attempts an account gets before back-off starts.
 pub const FREE_ATTEMPTS: i32 = 5;
@@ -58,18 +57,29 @@ enum Verdict {
     },
 }
 
-/// Checks `email` and `password` from client address `ip`, and records the attempt: the login
+/// What someone typed to sign in, and from where.
+pub struct Attempt<'a> {
+    pub email: &'a str,
+    pub password: &'a SecretString,
+    pub ip: Option<String>,
+}
+
+/// Checks `email` and `password` from client address `ip` at `now`, and records the attempt: the login
 /// (and a stronger hash when the stored one is weaker than today's parameters), or the failure
 /// counted against the account and the address.
 pub async fn sign_in(
-    state: &AppState,
-    email: &str,
-    password: &SecretString,
-    ip: Option<String>,
+    db: &Pool,
+    hasher: &PasswordHasher,
+    attempt: Attempt<'_>,
+    now: DateTime<Utc>,
 ) -> Result<SignIn, AppError> {
-    let now = state.clock.now();
+    let Attempt {
+        email,
+        password,
+        ip,
+    } = attempt;
     let ip_key = ip.as_deref().map(|ip| format!("login-ip:{ip}"));
-    let mut conn = state.db.get().await?;
+    let mut conn = db.get().await?;
     if let Some(key) = &ip_key {
         let blocked = crate::db::transaction(&mut conn, Scope::System, async |conn| {
             rate_limits::is_blocked(conn, key, now).await
@@ -77,7 +87,7 @@ pub async fn sign_in(
         .await?;
         if blocked {
             drop(conn);
-            audit_failure(state, None, "login.throttled", "ip_limit", ip).await?;
+            audit_failure(db, None, "login.throttled", "ip_limit", ip).await?;
             return Ok(SignIn::Throttled);
         }
     }
@@ -87,21 +97,15 @@ pub async fn sign_in(
     .await?;
     drop(conn);
 
-    match verify(state, user.as_ref(), password, now).await? {
+    match verify(hasher, user.as_ref(), password, now).await? {
         Verdict::Valid { user_id, rehash } => {
             let new_hash = match rehash {
-                true => Some(
-                    state
-                        .hasher
-                        .hash(password)
-                        .await
-                        .map_err(AppError::internal)?,
-                ),
+                true => Some(hasher.hash(password).await.map_err(AppError::internal)?),
                 false => None,
             };
             let kind = user.as_ref().map_or("anonymous", |u| u.role.as_str());
             let tenant_id = user.as_ref().and_then(|u| u.tenant_id);
-            run(&state.db, Scope::System, async |conn| {
+            run(db, Scope::System, async |conn| {
                 users::record_login(conn, user_id, now, new_hash.as_deref()).await?;
                 audit::record(
                     conn,
@@ -117,7 +121,7 @@ pub async fn sign_in(
             Ok(SignIn::Succeeded { user_id })
         }
         Verdict::Invalid { user_id, reason } => {
-            run(&state.db, Scope::System, async |conn| {
+            run(db, Scope::System, async |conn| {
                 if let (Some(id), Some(user)) = (user_id, user.as_ref()) {
                     let failures = user.failed_logins + 1;
                     users::record_failed_login(conn, id, lock_until(failures, now)).await?;
@@ -128,7 +132,7 @@ pub async fn sign_in(
                 Ok(())
             })
             .await?;
-            audit_failure(state, user_id, "login.failed", reason, ip).await?;
+            audit_failure(db, user_id, "login.failed", reason, ip).await?;
             Ok(SignIn::Failed)
         }
     }
@@ -137,7 +141,7 @@ pub async fn sign_in(
 /// One argon2 verification whatever the account's state: a dummy hash stands in when there is
 /// no usable account.
 async fn verify(
-    state: &AppState,
+    hasher: &PasswordHasher,
     user: Option<&users::User>,
     password: &SecretString,
     now: DateTime<Utc>,
@@ -145,8 +149,7 @@ async fn verify(
     let usable =
         user.filter(|u| u.disabled_at.is_none() && u.locked_until.is_none_or(|until| until <= now));
     let stored = usable.and_then(|u| u.password_hash.clone());
-    let verdict = state
-        .hasher
+    let verdict = hasher
         .verify(password, stored)
         .await
         .map_err(AppError::internal)?;
@@ -164,13 +167,13 @@ async fn verify(
 }
 
 async fn audit_failure(
-    state: &AppState,
+    db: &Pool,
     user_id: Option<Uuid>,
     action: &'static str,
     reason: &'static str,
     ip: Option<String>,
 ) -> Result<(), AppError> {
-    run(&state.db, Scope::System, async |conn| {
+    run(db, Scope::System, async |conn| {
         let tenant_id = match user_id {
             Some(id) => users::find(conn, id).await?.and_then(|u| u.tenant_id),
             None => None,
@@ -194,12 +197,12 @@ async fn audit_failure(
 
 /// Records that a signed-in user signed out.
 pub async fn record_sign_out(
-    state: &AppState,
+    db: &Pool,
     user_id: Uuid,
     kind: &str,
     tenant_id: Option<Uuid>,
 ) -> Result<(), AppError> {
-    run(&state.db, Scope::System, async |conn| {
+    run(db, Scope::System, async |conn| {
         audit::record(
             conn,
             audit::Event::new(kind, Some(user_id), "logout")
@@ -214,8 +217,8 @@ pub async fn record_sign_out(
 
 /// Where a signed-in user lands: the console for operators, their tenant's home for admins;
 /// `None` for a disabled or vanished account.
-pub async fn home_of(state: &AppState, user_id: Uuid) -> Result<Option<String>, AppError> {
-    let home = run(&state.db, Scope::System, async |conn| {
+pub async fn home_of(db: &Pool, user_id: Uuid) -> Result<Option<String>, AppError> {
+    let home = run(db, Scope::System, async |conn| {
         let Some(user) = users::find(conn, user_id).await? else {
             return Ok(None);
         };

@@ -1,8 +1,6 @@
 //! Every way an attempt to connect can fail, in one table: its category (on the ledger row and in
 //! metrics), who must act, and what the tenant admin is told with the next step.
 
-use crate::finch::client::FinchError;
-
 /// Who has to do something about a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -91,29 +89,6 @@ failures! {
         "Finch issued access but finchgate could not store it safely, so it was discarded. The operators have been alerted; connect again.";
     UNKNOWN_OUTCOME = "unknown_outcome", Operator, "The result of this attempt is unknown",
         "finchgate stopped before the exchange finished. The operators have been alerted; connect again.";
-}
-
-/// Classifies a failed call to Finch.
-pub fn from_finch_error(error: &FinchError) -> Failure {
-    match error {
-        FinchError::Api { status, body, .. } => {
-            let name = body.as_ref().map(|b| b.name.as_str()).unwrap_or_default();
-            match (*status, name) {
-                (_, "invalid_grant_error") => INVALID_GRANT,
-                (_, "invalid_client_error") => INVALID_CLIENT,
-                (401, _) | (403, _) => INVALID_CLIENT,
-                (429, _) => RATE_LIMITED,
-                (400 | 404 | 422, _) => FINCH_BAD_REQUEST,
-                (500..=599, _) => FINCH_SERVER_ERROR,
-                _ => FINCH_UNEXPECTED,
-            }
-        }
-        FinchError::Unreachable { .. } => FINCH_UNREACHABLE,
-        FinchError::Timeout { .. } => FINCH_TIMEOUT,
-        FinchError::ConnectionLost { .. } => FINCH_CONNECTION_LOST,
-        FinchError::Malformed { .. } => FINCH_MALFORMED,
-        FinchError::Redirected { .. } => FINCH_REDIRECTED,
-    }
 }
 
 /// Looks a category up (ledger rows store the string).

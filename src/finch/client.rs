@@ -210,13 +210,8 @@ impl FinchClient {
         &self,
         token: &SecretString,
     ) -> Result<Answer<IntrospectResponse>, FinchError> {
-        let url = self.url("introspect")?;
-        self.send(|| {
-            self.http
-                .get(url.clone())
-                .bearer_auth(token.expose_secret())
-        })
-        .await
+        self.with_token(reqwest::Method::GET, "introspect", token)
+            .await
     }
 
     /// `POST /disconnect` with the connection's token.
@@ -224,10 +219,21 @@ impl FinchClient {
         &self,
         token: &SecretString,
     ) -> Result<Answer<DisconnectResponse>, FinchError> {
-        let url = self.url("disconnect")?;
+        self.with_token(reqwest::Method::POST, "disconnect", token)
+            .await
+    }
+
+    /// A call authorized by a connection's access token (`Authorization: Bearer`).
+    async fn with_token<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &SecretString,
+    ) -> Result<Answer<T>, FinchError> {
+        let url = self.url(path)?;
         self.send(|| {
             self.http
-                .post(url.clone())
+                .request(method.clone(), url.clone())
                 .bearer_auth(token.expose_secret())
         })
         .await

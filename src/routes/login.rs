@@ -40,7 +40,7 @@ fn render(
 
 pub async fn root(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
     if let Some(user_id) = SessionData(&session).user_id()
-        && let Some(home) = login::home_of(&state, user_id).await?
+        && let Some(home) = login::home_of(&state.db, user_id).await?
     {
         return Ok(see_other(&home));
     }
@@ -50,7 +50,7 @@ pub async fn root(state: web::Data<AppState>, session: Session) -> Result<HttpRe
 pub async fn form(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
     let data = SessionData(&session);
     if let Some(user_id) = data.user_id()
-        && let Some(home) = login::home_of(&state, user_id).await?
+        && let Some(home) = login::home_of(&state.db, user_id).await?
     {
         return Ok(see_other(&home));
     }
@@ -74,10 +74,15 @@ pub async fn submit(
     let ip = crate::web::client_ip(&req);
     let data = SessionData(&session);
     let csrf = data.csrf_token()?;
-    match login::sign_in(&state, &email, &form.password, ip).await? {
+    let attempt = login::Attempt {
+        email: &email,
+        password: &form.password,
+        ip,
+    };
+    match login::sign_in(&state.db, &state.hasher, attempt, state.clock.now()).await? {
         SignIn::Succeeded { user_id } => {
             data.sign_in(user_id, state.clock.now())?;
-            let home = login::home_of(&state, user_id)
+            let home = login::home_of(&state.db, user_id)
                 .await?
                 .unwrap_or_else(|| "/login".to_owned());
             Ok(see_other(home))
@@ -108,7 +113,7 @@ pub async fn logout(
         } else {
             "tenant_admin"
         };
-        login::record_sign_out(&state, user.id, kind, user.tenant_id).await?;
+        login::record_sign_out(&state.db, user.id, kind, user.tenant_id).await?;
     }
     SessionData(&session).sign_out();
     Ok(see_other("/login"))

@@ -64,16 +64,7 @@ impl Shared {
 
     /// Notes on a request's record that a fault acts on it.
     pub(crate) fn record_fault(&self, request_id: &str, fault: &str) {
-        self.with(|s| {
-            if let Some(r) = s
-                .requests
-                .iter_mut()
-                .rev()
-                .find(|r| r.request_id == request_id)
-            {
-                r.fault = Some(fault.to_owned());
-            }
-        });
+        self.with_record(request_id, |r| r.fault = Some(fault.to_owned()));
     }
 
     /// Completes a request's record with its outcome.
@@ -83,6 +74,14 @@ impl Shared {
         status: Option<u16>,
         fault: Option<&str>,
     ) {
+        self.with_record(request_id, |r| {
+            r.status = status;
+            r.fault = fault.map(str::to_owned);
+        });
+    }
+
+    /// Changes the latest record of `request_id`, if it is still kept.
+    fn with_record(&self, request_id: &str, change: impl FnOnce(&mut RecordedRequest)) {
         self.with(|s| {
             if let Some(r) = s
                 .requests
@@ -90,8 +89,7 @@ impl Shared {
                 .rev()
                 .find(|r| r.request_id == request_id)
             {
-                r.status = status;
-                r.fault = fault.map(str::to_owned);
+                change(r);
             }
         });
     }
