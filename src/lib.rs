@@ -6,27 +6,32 @@
 //!
 //! # Architecture map
 //!
+//! Layers, top to bottom; a module uses only those below it (and `domain`, `primitives`,
+//! `clock`, `error` from anywhere).
+//!
 //! | module        | what it is for |
 //! |---------------|----------------|
-//! | [`cli`]       | clap subcommands (`serve`, `demo`, `migrate`, `sandbox`, `keys`, …) and dispatch |
-//! | [`config`]    | [`config::Settings`] from flags/env, validated at load; secrets are `SecretString` |
+//! | [`cli`]       | the command line: clap arguments, one runner per command group (serve, demo, keys, tenant/operator, dev), exit codes |
 //! | [`startup`]   | [`startup::Application::build`]: the wiring, a bound listener (port 0 works) |
-//! | [`state`]     | [`state::AppState`]: pool, settings, clock — built once |
+//! | [`routes`]    | HTTP only: the one route table and one handler file per page; extract, authorize, call one function, render |
+//! | [`web`]       | extractors (`CurrentUser`, `Operator`, `TenantAdmin`), CSRF, security headers, session data, `render`/`see_other` |
+//! | [`state`]     | [`state::AppState`]: pool, settings, vault, password hasher, Finch client, clock — built once |
+//! | [`connect`]   | the Connect flows: start, callback (input, claim, store), managing a connection, the ledger rows, the reaper |
+//! | [`credentials`] | a tenant's Finch credentials: input rules, seal/store/open, saving the settings form, "Test credentials" |
+//! | [`console`]   | the operator console: filters, keyset pages, groups, trends, health, triage, CSV, seeding |
+//! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
+//! | [`keys`]      | master keys against the database: the boot-time key check, status, rotation, retirement |
+//! | [`auth`]      | signing in (back-off, throttle, audit), password hashing off the executor, the Postgres session store |
+//! | [`finch`]     | the production Finch client (single-use-safe retry policy) and Finch's wire types |
+//! | [`sandbox`]   | the Finch sandbox emulator, its own actix app (shares only wire types with [`finch`]) |
+//! | [`db`]        | pool, scoped transactions, generated schema, embedded migrations, per-table queries |
+//! | [`vault`]     | envelope encryption: versioned master keys, per-value data keys, row-bound AAD |
+//! | [`config`]    | [`config::Settings`] from flags/env, validated at load; secrets are `SecretString` |
 //! | [`telemetry`] | tracing subscriber (pretty/json), request ids, access log without query strings, metrics |
 //! | [`error`]     | [`error::AppError`] → status + error page; the user's message apart from the logged cause |
-//! | [`domain`]    | pure types and rules, no I/O |
-//! | [`db`]        | pool, generated schema, embedded migrations, per-table queries |
-//! | [`auth`]      | password hashing off the executor |
-//! | [`keys`]      | master-key bookkeeping in the database: the boot-time key check |
-//! | [`console`]   | the operator console's queries over the ledger: filters, keyset pages, groups, trends, health, CSV, seeding |
-//! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
-//! | [`vault`]     | envelope encryption: versioned master keys, per-value data keys, row-bound AAD |
-//! | [`finch`]     | Finch wire types (and, later, the production client) |
-//! | [`tenancy`]   | a tenant's Finch configuration: credentials (validate, seal, open, test), sandbox mode |
-//! | [`web`]       | extractors (`CurrentUser`, `Operator`, `TenantAdmin`), CSRF, security headers, session data |
-//! | [`routes`]    | HTTP only: the one route table and one handler file per page |
-//! | [`sandbox`]   | the Finch sandbox emulator, its own actix app |
-//! | [`demo`]      | `finchgate demo`: an all-in-one local run with seeded data |
+//! | [`domain`]    | pure types and rules, no I/O: slug, email, redirect URIs, products, sandbox modes, password policy, failures, text |
+//! | [`primitives`] | SHA-256, constant-time comparison, random tokens |
+//! | [`clock`]     | the time source (injected, so tests can move it) |
 
 pub mod auth;
 pub mod cli;
