@@ -65,6 +65,29 @@ pub async fn pending_versions(database_url: &SecretString) -> anyhow::Result<Vec
     .await?
 }
 
+/// Versions embedded in this binary that the database of `conn` has not applied, oldest first:
+/// empty for a fully migrated finchgate database. Fails on a database with no migrations table.
+pub async fn missing_versions(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<String>, diesel::result::Error> {
+    use diesel_async::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let applied: Vec<Applied> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load(conn)
+        .await?;
+    // Reading embedded migrations cannot fail in practice (they are a static list).
+    let embedded =
+        embedded_versions().map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+    Ok(embedded
+        .into_iter()
+        .filter(|v| !applied.iter().any(|a| &a.version == v))
+        .collect())
+}
+
 fn establish(url: &SecretString) -> anyhow::Result<SyncPg> {
     use diesel::Connection as _;
     SyncPg::establish(url.expose_secret())

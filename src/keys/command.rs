@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
 use diesel_async::AsyncPgConnection;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use secrecy::ExposeSecret as _;
@@ -91,30 +90,17 @@ async fn open(args: &KeyringArgs) -> Result<Opened, CliError> {
     Ok(Opened { pool, vault })
 }
 
-#[derive(QueryableByName)]
-struct AppliedVersion {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    version: String,
-}
-
 /// Refuses a database that is not a fully migrated finchgate database.
 async fn check_migrated(conn: &mut AsyncPgConnection) -> Result<(), CliError> {
-    // Scoped here: its blanket `load` would shadow `AtomicBool::load` elsewhere in this file.
-    use diesel_async::RunQueryDsl as _;
-    let applied: Vec<AppliedVersion> =
-        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-            .load(conn)
-            .await
-            .map_err(|e| {
-                ConfigError::new(
-                    "DATABASE_URL",
-                    format!("not a migrated finchgate database ({e}); run `finchgate migrate`"),
-                )
-            })?;
-    let missing = crate::db::migrations::embedded_versions()?
-        .into_iter()
-        .filter(|v| !applied.iter().any(|a| &a.version == v))
-        .count();
+    let missing = crate::db::migrations::missing_versions(conn)
+        .await
+        .map_err(|e| {
+            ConfigError::new(
+                "DATABASE_URL",
+                format!("not a migrated finchgate database ({e}); run `finchgate migrate`"),
+            )
+        })?
+        .len();
     if missing > 0 {
         return Err(ConfigError::new(
             "DATABASE_URL",
