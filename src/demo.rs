@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::password::PasswordHasher;
-use crate::cli::{CliError, DemoArgs};
+use crate::cli::CliError;
+use crate::cli::args::DemoArgs;
 use crate::config::{ConfigError, DatabaseSettings, FinchSettings, Settings};
 use crate::db::models::{credentials, redirect_uris, tenants, users};
 use crate::sandbox::{Sandbox, SandboxApp, SandboxConfig};
@@ -120,7 +121,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     .await?;
 
     let pool = crate::db::pool(&settings.database)?;
-    crate::cli::check_keys(&pool, &settings).await?;
+    crate::cli::serve::check_keys(&pool, &settings).await?;
     let vault = Vault::new(settings.keyring.clone());
     seed(&pool, &vault, &dev, &public_url).await?;
 
@@ -131,7 +132,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         Default::default(),
     )?;
     print_banner(&public_url, &sandbox_url, &dev, &args.dev_file);
-    let result = crate::cli::run_until_signal(app).await;
+    let result = crate::cli::serve::run_until_signal(app).await;
     sandbox.stop().await;
     result
 }

@@ -10,7 +10,8 @@ use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use secrecy::ExposeSecret as _;
 
-use crate::cli::{CliError, SeedLedgerArgs};
+use crate::cli::CliError;
+use crate::cli::args::SeedLedgerArgs;
 use crate::db::{Scope, transaction};
 use crate::domain::failure;
 

@@ -17,7 +17,8 @@ use secrecy::ExposeSecret as _;
 use super::retire::{RetireError, Retired};
 use super::rotate::{self, Observer, Outcome, Progress, Report, RowFailure};
 use super::{KeyUsage, PerTable, Table, WRAP_COUNT_WARNING};
-use crate::cli::{CliError, KeyringArgs, KeysArgs, KeysCommand, RetireArgs, RotateArgs};
+use crate::cli::CliError;
+use crate::cli::args::{KeyringArgs, KeysArgs, KeysCommand, RetireArgs, RotateArgs};
 use crate::config::{ConfigError, DatabaseSettings};
 use crate::db::models::{audit, keyring as keyring_rows};
 use crate::db::{Pool, Scope, transaction};
@@ -270,7 +271,7 @@ async fn rotate(args: RotateArgs) -> Result<(), CliError> {
     let watcher = tokio::spawn({
         let interrupted = interrupted.clone();
         async move {
-            crate::cli::shutdown_signal().await;
+            crate::cli::serve::shutdown_signal().await;
             interrupted.store(true, Ordering::SeqCst);
         }
     });

@@ -10,7 +10,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{Actor, OnboardingError, invitation};
 use crate::auth::password::PasswordHasher;
-use crate::cli::{CliError, OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs};
+use crate::cli::CliError;
+use crate::cli::args::{OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs};
 use crate::config::{ConfigError, DatabaseSettings};
 use crate::db::models::tenants;
 use crate::db::{Pool, Scope, transaction};

@@ -1,0 +1,128 @@
+//! The command line: clap subcommands, every flag also readable from the environment.
+//!
+//! Configuration values are taken as strings and validated by [`crate::config`], so that every
+//! problem is reported as one line naming the variable, with a non-zero exit code.
+
+pub mod args;
+pub(crate) mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use self::args::{
+    DatabaseArgs, DemoArgs, DevCommand, KeysArgs, OperatorCommand, SandboxArgs, ServerArgs,
+    TenantCommand,
+};
+use crate::config::{ConfigError, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "finchgate",
+    version,
+    about = "Connect payroll providers through Finch, for many tenants."
+)]
+pub struct Cli {
+    /// Log format: pretty or json.
+    #[arg(long, env = "FINCHGATE_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the production server (migrates first).
+    Serve(ServerArgs),
+    /// Migrate, seed demo data, start the Finch sandbox emulator and the server; print the URL and logins.
+    Demo(DemoArgs),
+    /// Run pending database migrations.
+    Migrate(DatabaseArgs),
+    /// Run the Finch sandbox emulator alone.
+    Sandbox(SandboxArgs),
+    /// Create platform operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Create tenants and invite their admins.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Master keys: generate one, show their use, rotate data keys to the active one, retire one.
+    Keys(KeysArgs),
+    /// Development helpers (not for production databases).
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// Why a command stopped: bad configuration or a refused operation (exit 2), or a failure
+/// while running (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// The command refuses to do what was asked; the message says why and what to do instead.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for CliError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Runtime(error.into())
+    }
+}
+
+/// Parses the command line, runs the command, and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match LogFormat::parse(cli.log_format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => return report(&CliError::Config(e)),
+    };
+    crate::telemetry::init(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return report(&CliError::Runtime(anyhow::anyhow!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(error: &CliError) -> ExitCode {
+    // One line on stderr, whatever the logger is doing.
+    let line = error.to_string().replace('\n', " ");
+    eprintln!("finchgate: {line}");
+    match error {
+        CliError::Config(_) | CliError::Refused(_) => ExitCode::from(2),
+        CliError::Runtime(_) => ExitCode::from(1),
+    }
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Migrate(args) => serve::migrate(args).await,
+        Command::Sandbox(args) => serve::sandbox(args).await,
+        Command::Operator(OperatorCommand::Create(args)) => {
+            crate::onboarding::commands::operator_create(args).await
+        }
+        Command::Tenant(TenantCommand::Create(args)) => {
+            crate::onboarding::commands::tenant_create(args).await
+        }
+        Command::Tenant(TenantCommand::Invite(args)) => {
+            crate::onboarding::commands::tenant_invite(args).await
+        }
+        Command::Keys(args) => crate::keys::command::run(args).await,
+        Command::Dev(DevCommand::SeedLedger(args)) => crate::console::seed::run(args).await,
+    }
+}
