@@ -4,6 +4,7 @@
 //! problem is reported as one line naming the variable, with a non-zero exit code.
 
 pub mod args;
+mod keys;
 pub(crate) mod serve;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use self::args::{
     TenantCommand,
 };
 use crate::config::{ConfigError, LogFormat};
+use crate::keys::KeyCheckError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +74,35 @@ impl From<diesel::result::Error> for CliError {
     }
 }
 
+/// A connection that cannot be checked out of an open pool is a failure, in one line without
+/// the connection string.
+impl From<crate::db::PoolError> for CliError {
+    fn from(error: crate::db::PoolError) -> Self {
+        Self::Runtime(anyhow::anyhow!(crate::db::describe_pool_error(&error)))
+    }
+}
+
+impl From<KeyCheckError> for CliError {
+    /// Configuration problems name their variable and exit 2; the rest are runtime failures.
+    fn from(error: KeyCheckError) -> Self {
+        let var = match &error {
+            KeyCheckError::Mismatch(_)
+            | KeyCheckError::Missing { .. }
+            | KeyCheckError::RetiredInUse { .. } => "FINCHGATE_MASTER_KEYS",
+            KeyCheckError::RetiredActive(_) => "FINCHGATE_ACTIVE_KEY_ID",
+            KeyCheckError::Vault(_) | KeyCheckError::Database(_) => {
+                return Self::Runtime(error.into());
+            }
+        };
+        let message = error.to_string();
+        let problem = message
+            .strip_prefix(var)
+            .and_then(|m| m.strip_prefix(": "))
+            .unwrap_or(&message);
+        Self::Config(ConfigError::new(var, problem))
+    }
+}
+
 /// Parses the command line, runs the command, and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -122,7 +153,40 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Tenant(TenantCommand::Invite(args)) => {
             crate::onboarding::commands::tenant_invite(args).await
         }
-        Command::Keys(args) => crate::keys::command::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Dev(DevCommand::SeedLedger(args)) => crate::console::seed::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_check_refusals_become_one_line_configuration_errors_naming_the_variable() {
+        let cases = [
+            (
+                KeyCheckError::RetiredInUse {
+                    id: "k1".into(),
+                    rows: 3,
+                },
+                "configuration error: FINCHGATE_MASTER_KEYS: key \"k1\" is retired but 3 stored secret(s)",
+            ),
+            (
+                KeyCheckError::RetiredActive("k2".into()),
+                "configuration error: FINCHGATE_ACTIVE_KEY_ID: the active key \"k2\" is retired",
+            ),
+            (
+                KeyCheckError::Mismatch("k1".into()),
+                "configuration error: FINCHGATE_MASTER_KEYS: key \"k1\" is not the key",
+            ),
+        ];
+        for (error, start) in cases {
+            let cli = CliError::from(error);
+            assert!(matches!(cli, CliError::Config(_)));
+            let line = cli.to_string();
+            assert!(line.starts_with(start), "{line}");
+            assert!(!line.contains('\n'));
+        }
     }
 }

@@ -30,10 +30,7 @@ pub async fn check_keys(
     settings: &crate::config::Settings,
 ) -> Result<(), CliError> {
     let vault = crate::vault::Vault::new(settings.keyring.clone());
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!(crate::db::describe_pool_error(&e)))?;
+    let mut conn = pool.get().await?;
     crate::db::transaction(&mut conn, crate::db::Scope::System, async |conn| {
         crate::keys::register_and_check(conn, &vault).await
     })

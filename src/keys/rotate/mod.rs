@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use self::batch::{Batch, Run};
 use super::{PerTable, Table};
+use crate::db::models::audit;
 use crate::db::{Scope, transaction};
 use crate::vault::{KekId, Vault, VaultError};
 
@@ -154,6 +155,39 @@ pub enum RotateError {
     ActiveUnavailable(KekId),
     #[error("database error during rotation: {0}")]
     Database(#[from] diesel::result::Error),
+}
+
+/// Records a run that changed anything as one `keys.rotated` audit event (its own transaction);
+/// a run that changed nothing leaves no trace.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    report: &Report,
+) -> Result<(), diesel::result::Error> {
+    if report.rewrapped.total() == 0 && report.failures.is_empty() && report.relabelled == 0 {
+        return Ok(());
+    }
+    let outcome = match report.outcome {
+        Outcome::Finished => "finished",
+        Outcome::Stopped => "stopped",
+        Outcome::RowsLocked(_) => "rows_locked",
+    };
+    let event = audit::Event::cli("keys.rotated")
+        .target("master_key", report.active.as_str())
+        .details(serde_json::json!({
+            "rewrapped": {
+                Table::FinchCredentials.name(): report.rewrapped.finch_credentials,
+                Table::ConnectionTokens.name(): report.rewrapped.connection_tokens,
+            },
+            "relabelled": report.relabelled,
+            "failed": report.failures.len(),
+            "batches": report.batches,
+            "outcome": outcome,
+        }));
+    transaction(conn, Scope::System, async |conn| {
+        audit::record(conn, event).await
+    })
+    .await
+    .map(drop)
 }
 
 /// Rows per table (and per old key) that a rotation would re-wrap now.
