@@ -5,6 +5,7 @@
 
 pub mod args;
 mod keys;
+mod onboarding;
 pub(crate) mod serve;
 
 use std::process::ExitCode;
@@ -144,18 +145,28 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::Sandbox(args) => serve::sandbox(args).await,
-        Command::Operator(OperatorCommand::Create(args)) => {
-            crate::onboarding::commands::operator_create(args).await
-        }
-        Command::Tenant(TenantCommand::Create(args)) => {
-            crate::onboarding::commands::tenant_create(args).await
-        }
-        Command::Tenant(TenantCommand::Invite(args)) => {
-            crate::onboarding::commands::tenant_invite(args).await
-        }
+        Command::Operator(OperatorCommand::Create(args)) => onboarding::operator_create(args).await,
+        Command::Tenant(TenantCommand::Create(args)) => onboarding::tenant_create(args).await,
+        Command::Tenant(TenantCommand::Invite(args)) => onboarding::tenant_invite(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Dev(DevCommand::SeedLedger(args)) => crate::console::seed::run(args).await,
     }
+}
+
+/// Migrates the database of `args`, like `finchgate migrate`, then opens a one-connection pool
+/// (its connections drop to the application role, like the server's): the database of the
+/// bootstrap and development commands.
+pub(crate) async fn migrated_pool(args: &DatabaseArgs) -> Result<crate::db::Pool, CliError> {
+    let mut database = crate::config::DatabaseSettings::parse(args.database_url.as_deref())?;
+    crate::db::migrations::run_pending(&database.url)
+        .await
+        .map_err(|e| ConfigError::new("DATABASE_URL", format!("{e:#}")))?;
+    database.max_connections = 1;
+    let pool = crate::db::pool(&database)?;
+    crate::db::check_connection(&pool)
+        .await
+        .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
+    Ok(pool)
 }
 
 #[cfg(test)]

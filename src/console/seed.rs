@@ -271,8 +271,8 @@ const LEDGER_SQL: &str = "INSERT INTO exchange_attempts (tenant_id, stage, flow_
 /// Runs the command: tenants, their connections, then the ledger in batches with a progress bar.
 pub async fn run(args: SeedLedgerArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    let pool = crate::onboarding::commands::connect(args.database.database_url.as_deref()).await?;
-    let mut conn = crate::onboarding::commands::checkout(&pool).await?;
+    let pool = crate::cli::migrated_pool(&args.database).await?;
+    let mut conn = pool.get().await?;
     let tenants = i32::try_from(args.tenants)
         .map_err(|_| CliError::Refused("--tenants is too large".into()))?;
     let providers: Vec<String> = PROVIDERS.iter().map(|p| (*p).to_owned()).collect();

@@ -5,7 +5,6 @@
 //! (the caller chooses the scope) and writes its own audit event, so the change and its record
 //! commit together.
 
-pub mod commands;
 pub mod invitation;
 
 use chrono::{DateTime, Utc};
