@@ -4,6 +4,7 @@
 //! problem is reported as one line naming the variable, with a non-zero exit code.
 
 pub mod args;
+mod dev;
 mod keys;
 mod onboarding;
 pub(crate) mod serve;
@@ -149,14 +150,14 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Tenant(TenantCommand::Create(args)) => onboarding::tenant_create(args).await,
         Command::Tenant(TenantCommand::Invite(args)) => onboarding::tenant_invite(args).await,
         Command::Keys(args) => keys::run(args).await,
-        Command::Dev(DevCommand::SeedLedger(args)) => crate::console::seed::run(args).await,
+        Command::Dev(DevCommand::SeedLedger(args)) => dev::seed_ledger(args).await,
     }
 }
 
 /// Migrates the database of `args`, like `finchgate migrate`, then opens a one-connection pool
 /// (its connections drop to the application role, like the server's): the database of the
 /// bootstrap and development commands.
-pub(crate) async fn migrated_pool(args: &DatabaseArgs) -> Result<crate::db::Pool, CliError> {
+async fn migrated_pool(args: &DatabaseArgs) -> Result<crate::db::Pool, CliError> {
     let mut database = crate::config::DatabaseSettings::parse(args.database_url.as_deref())?;
     crate::db::migrations::run_pending(&database.url)
         .await
