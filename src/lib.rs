@@ -35,7 +35,6 @@ pub mod config;
 pub mod connect;
 pub mod console;
 pub mod db;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod finch;

@@ -132,7 +132,7 @@ impl ServerArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// PostgreSQL connection URL; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = crate::demo::DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = super::demo::DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Address of the finchgate server.
     #[arg(long, env = "FINCHGATE_BIND", default_value = "127.0.0.1:8080")]

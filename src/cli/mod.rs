@@ -4,10 +4,11 @@
 //! problem is reported as one line naming the variable, with a non-zero exit code.
 
 pub mod args;
+mod demo;
 mod dev;
 mod keys;
 mod onboarding;
-pub(crate) mod serve;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -143,7 +144,7 @@ fn report(error: &CliError) -> ExitCode {
 async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Serve(args) => serve::serve(args).await,
-        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::Sandbox(args) => serve::sandbox(args).await,
         Command::Operator(OperatorCommand::Create(args)) => onboarding::operator_create(args).await,

@@ -25,7 +25,7 @@ pub(super) async fn serve(args: ServerArgs) -> Result<(), CliError> {
 }
 
 /// The boot-time key check: refuse to start with keys that do not match the database.
-pub async fn check_keys(
+pub(super) async fn check_keys(
     pool: &crate::db::Pool,
     settings: &crate::config::Settings,
 ) -> Result<(), CliError> {
@@ -39,7 +39,7 @@ pub async fn check_keys(
 }
 
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
-pub async fn run_until_signal(app: crate::startup::Application) -> Result<(), CliError> {
+pub(super) async fn run_until_signal(app: crate::startup::Application) -> Result<(), CliError> {
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
@@ -53,7 +53,7 @@ pub async fn run_until_signal(app: crate::startup::Application) -> Result<(), Cl
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
