@@ -21,6 +21,10 @@ use self::args::{
 use crate::config::{ConfigError, LogFormat};
 use crate::keys::KeyCheckError;
 
+/// The target of the command line's log lines: what it was while `cli` was one file, so that
+/// log filters and searches written for it keep working.
+const LOG_TARGET: &str = "finchgate::cli";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "finchgate",

@@ -1,8 +1,8 @@
 //! `finchgate serve`, `migrate` and `sandbox`: the long-running commands, the boot-time key check
 //! and graceful shutdown.
 
-use super::CliError;
 use super::args::{DatabaseArgs, SandboxArgs, ServerArgs};
+use super::{CliError, LOG_TARGET};
 use crate::config::ConfigError;
 
 pub(super) async fn serve(args: ServerArgs) -> Result<(), CliError> {
@@ -12,7 +12,7 @@ pub(super) async fn serve(args: ServerArgs) -> Result<(), CliError> {
         .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
     let applied = crate::db::migrations::run_pending(&settings.database.url).await?;
     if !applied.is_empty() {
-        tracing::info!(count = applied.len(), "applied migrations");
+        tracing::info!(target: LOG_TARGET, count = applied.len(), "applied migrations");
     }
     let pool = crate::db::pool(&settings.database)?;
     crate::db::check_connection(&pool)
@@ -20,7 +20,7 @@ pub(super) async fn serve(args: ServerArgs) -> Result<(), CliError> {
         .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
     check_keys(&pool, &settings).await?;
     let app = crate::startup::Application::build(settings, pool, Default::default())?;
-    tracing::info!(port = app.port(), "finchgate is listening");
+    tracing::info!(target: LOG_TARGET, port = app.port(), "finchgate is listening");
     run_until_signal(app).await
 }
 
@@ -43,7 +43,7 @@ pub(super) async fn run_until_signal(app: crate::startup::Application) -> Result
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!(target: LOG_TARGET, "shutting down");
     handle.stop(true).await;
     server
         .await

@@ -47,7 +47,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         .map_err(|e| ConfigError::new("DATABASE_URL", format!("{e:#}")))?;
 
     let dev = dev_file::load_or_create(&args.dev_file)?;
-    tracing::warn!(file = %args.dev_file.display(), "{WARNING}");
+    // The target `demo` had before it moved under `cli`, for log filters written for it.
+    tracing::warn!(target: "finchgate::demo", file = %args.dev_file.display(), "{WARNING}");
 
     let sandbox_listener = TcpListener::bind(sandbox_bind).map_err(|e| {
         ConfigError::new(
