@@ -1,7 +1,11 @@
 //! The command line: clap subcommands, every flag also readable from the environment.
 //!
-//! Configuration values are taken as strings and validated by [`crate::config`], so that every
-//! problem is reported as one line naming the variable, with a non-zero exit code.
+//! Configuration values are taken as strings ([`args`]) and validated by [`crate::config`], so that
+//! every problem is reported as one line naming the variable, with a non-zero exit code.
+//!
+//! One runner per command group (`serve`, `keys`, `onboarding`, `dev`, `demo`) parses its
+//! arguments, calls the library and prints; the library returns its own errors, which become a
+//! [`CliError`] (and so an exit code) here.
 
 pub mod args;
 mod demo;
