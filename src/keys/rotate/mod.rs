@@ -26,6 +26,8 @@
 //! by construction: a crash loses at most the uncommitted batch, and running it again walks the
 //! tables again, re-wrapping what is left. A row that fails to open is reported (table and row
 //! id, never bytes), left as it is, and skipped for the rest of the run.
+//!
+//! The passes are driven here; one batch is in `batch`, its SQL in `sql`.
 
 mod batch;
 mod sql;
