@@ -41,7 +41,6 @@ pub mod connect;
 pub mod console;
 pub mod credentials;
 pub mod db;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod finch;

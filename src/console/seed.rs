@@ -1,16 +1,14 @@
-//! `finchgate dev seed-ledger`: fills the database with realistic tenants, connections and ledger
-//! rows for demos and benchmarks — a mix of categories, actors, providers, outcomes and review
-//! states over the last 30 days, a few tenants with broken credentials. All in SQL
-//! (`INSERT … SELECT generate_series`), in batches, so a million rows take seconds, not minutes.
-
-use std::time::Instant;
+//! The development seeder behind `finchgate dev seed-ledger`: fills the database with realistic
+//! tenants, connections and ledger rows for demos and benchmarks — a mix of categories, actors,
+//! providers, outcomes and review states over the last 30 days, a few tenants with broken
+//! credentials. All in SQL (`INSERT … SELECT generate_series`), in batches, so a million rows take
+//! seconds, not minutes.
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::cli::{CliError, SeedLedgerArgs};
 use crate::db::{Scope, transaction};
 use crate::domain::failure;
 
@@ -267,15 +265,40 @@ const LEDGER_SQL: &str = "INSERT INTO exchange_attempts (tenant_id, stage, flow_
                  FROM generate_series($14::bigint, $15::bigint) AS g(i)) x) s, \
           (SELECT array_agg(id ORDER BY slug) AS ids FROM tenants WHERE slug LIKE $17 || '%') ten";
 
-/// Runs the command: tenants, their connections, then the ledger in batches with a progress bar.
-pub async fn run(args: SeedLedgerArgs) -> Result<(), CliError> {
-    let started = Instant::now();
-    let pool = crate::onboarding::commands::connect(args.database.database_url.as_deref()).await?;
-    let mut conn = crate::onboarding::commands::checkout(&pool).await?;
-    let tenants = i32::try_from(args.tenants)
-        .map_err(|_| CliError::Refused("--tenants is too large".into()))?;
-    let providers: Vec<String> = PROVIDERS.iter().map(|p| (*p).to_owned()).collect();
-    transaction(&mut conn, Scope::System, async |conn| {
+/// How much to seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Tenants `seed-0001` … (those that exist are kept).
+    pub tenants: u32,
+    /// Ledger rows to add.
+    pub rows: u64,
+    /// Rows per INSERT (one transaction each).
+    pub batch_size: u32,
+}
+
+impl Plan {
+    fn tenants(&self) -> Result<i32, SeedError> {
+        i32::try_from(self.tenants).map_err(|_| SeedError::TooManyTenants(self.tenants))
+    }
+}
+
+/// Why seeding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("cannot seed {0} tenants: too many")]
+    TooManyTenants(u32),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    /// The connection as the tables' owner, for [`refresh_statistics`], could not open.
+    #[error("database: {0}")]
+    Connect(diesel::ConnectionError),
+}
+
+/// Creates the seeded tenants that are missing, and connections for each (in one transaction).
+pub async fn seed_tenants(conn: &mut AsyncPgConnection, plan: &Plan) -> Result<(), SeedError> {
+    let tenants = plan.tenants()?;
+    let providers = providers();
+    transaction(conn, Scope::System, async |conn| {
         diesel::sql_query(TENANTS_SQL)
             .bind::<Text, _>(SLUG_PREFIX)
             .bind::<Integer, _>(tenants)
@@ -288,6 +311,18 @@ pub async fn run(args: SeedLedgerArgs) -> Result<(), CliError> {
             .await
     })
     .await?;
+    Ok(())
+}
+
+/// Adds `plan.rows` ledger rows over the seeded tenants, one transaction per batch, and reports
+/// the rows written so far after each.
+pub async fn seed_ledger(
+    conn: &mut AsyncPgConnection,
+    plan: &Plan,
+    mut progress: impl FnMut(u64),
+) -> Result<(), SeedError> {
+    let tenants = plan.tenants()?;
+    let providers = providers();
     let w = weighted();
     let invalid_client = w
         .category
@@ -298,20 +333,13 @@ pub async fn run(args: SeedLedgerArgs) -> Result<(), CliError> {
     let kinds = i32::try_from(w.category.len()).unwrap_or(1);
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let now: DateTime<Utc> = Utc::now();
-    let total = args.rows;
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} ledger rows ({per_sec})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let total = plan.rows;
     let mut done: u64 = 0;
     while done < total {
-        let n = (total - done).min(u64::from(args.batch_size));
+        let n = (total - done).min(u64::from(plan.batch_size));
         let first = i64::try_from(done + 1).unwrap_or(i64::MAX);
         let last = i64::try_from(done + n).unwrap_or(i64::MAX);
-        transaction(&mut conn, Scope::System, async |conn| {
+        transaction(conn, Scope::System, async |conn| {
             diesel::sql_query(LEDGER_SQL)
                 .bind::<Array<Text>, _>(&w.stage)
                 .bind::<Array<Text>, _>(&w.category)
@@ -335,25 +363,25 @@ pub async fn run(args: SeedLedgerArgs) -> Result<(), CliError> {
         })
         .await?;
         done += n;
-        bar.set_position(done);
+        progress(done);
     }
-    bar.finish();
-    drop(conn);
-    // Fresh statistics and visibility map, so the planner sees the new sizes at once and
-    // index-only scans need no heap visits (as the tables' owner: the pool's role may not).
-    let database = crate::config::DatabaseSettings::parse(args.database.database_url.as_deref())?;
-    let mut owner = AsyncPgConnection::establish(database.url.expose_secret())
+    Ok(())
+}
+
+/// Fresh statistics and visibility map, so the planner sees the new sizes at once and index-only
+/// scans need no heap visits. Connects as the tables' owner (the pool's role may not vacuum).
+pub async fn refresh_statistics(database_url: &SecretString) -> Result<(), SeedError> {
+    let mut owner = AsyncPgConnection::establish(database_url.expose_secret())
         .await
-        .map_err(|e| CliError::Runtime(anyhow::anyhow!("database: {e}")))?;
+        .map_err(SeedError::Connect)?;
     diesel::sql_query("VACUUM (ANALYZE) tenants, connections, exchange_attempts")
         .execute(&mut owner)
         .await?;
-    println!(
-        "Seeded {} tenant(s) ({SLUG_PREFIX}0001…) and {total} ledger row(s) in {:.1} s.",
-        args.tenants,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
+}
+
+fn providers() -> Vec<String> {
+    PROVIDERS.iter().map(|p| (*p).to_owned()).collect()
 }
 
 #[cfg(test)]

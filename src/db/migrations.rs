@@ -65,33 +65,24 @@ pub async fn pending_versions(database_url: &SecretString) -> anyhow::Result<Vec
     .await?
 }
 
-/// Why the applied migrations could not be compared with the embedded ones.
-#[derive(Debug, thiserror::Error)]
-pub enum MissingError {
-    /// `__diesel_schema_migrations` cannot be read: not a (migrated) finchgate database?
-    #[error("cannot read the applied migrations: {0}")]
-    Applied(#[source] diesel::result::Error),
-    #[error(transparent)]
-    Embedded(anyhow::Error),
-}
-
-#[derive(diesel::QueryableByName)]
-struct AppliedVersion {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    version: String,
-}
-
-/// The embedded migrations not applied to the database behind `conn` (a pooled connection:
-/// `/readyz` and the CLI's checks ask this without opening one of their own).
-pub async fn missing_versions(conn: &mut AsyncPgConnection) -> Result<Vec<String>, MissingError> {
+/// Versions embedded in this binary that the database of `conn` has not applied, oldest first:
+/// empty for a fully migrated finchgate database. Fails on a database with no migrations table.
+pub async fn missing_versions(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<String>, diesel::result::Error> {
     use diesel_async::RunQueryDsl as _;
-    let applied: Vec<AppliedVersion> =
-        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-            .load(conn)
-            .await
-            .map_err(MissingError::Applied)?;
-    Ok(embedded_versions()
-        .map_err(MissingError::Embedded)?
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let applied: Vec<Applied> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load(conn)
+        .await?;
+    // Reading embedded migrations cannot fail in practice (they are a static list).
+    let embedded =
+        embedded_versions().map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+    Ok(embedded
         .into_iter()
         .filter(|v| !applied.iter().any(|a| &a.version == v))
         .collect())

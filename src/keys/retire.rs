@@ -59,12 +59,7 @@ pub async fn retire(
         if let Some(at) = retired_at {
             return Ok(Retired::Already(at));
         }
-        let rows = super::usage_by_table(conn)
-            .await?
-            .into_iter()
-            .find(|u| u.kek_id == id.as_str())
-            .map(|u| u.rows)
-            .unwrap_or_default();
+        let rows = super::rows_of(&super::usage_by_table(conn).await?, id.as_str());
         if rows.total() > 0 {
             return Err(RetireError::InUse {
                 id: id.clone(),

@@ -11,7 +11,7 @@ use diesel_async::AsyncPgConnection;
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
-use super::{Actor, OnboardingError, is_unique_violation};
+use super::{Actor, OnboardingError, or_taken};
 use crate::db::models::{audit, invitations, tenants, users};
 use crate::domain::Email;
 use crate::primitives::{looks_like_token, random_token, sha256};
@@ -81,13 +81,7 @@ pub async fn issue(
                 },
             )
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    OnboardingError::EmailTaken(email.to_string())
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(or_taken(|| OnboardingError::EmailTaken(email.to_string())))?;
             (user.id, true)
         }
         Some(user)

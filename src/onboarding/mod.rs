@@ -5,7 +5,6 @@
 //! (the caller chooses the scope) and writes its own audit event, so the change and its record
 //! commit together.
 
-pub mod commands;
 pub mod invitation;
 
 use chrono::{DateTime, Utc};
@@ -89,11 +88,18 @@ impl OnboardingError {
     }
 }
 
-fn is_unique_violation(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+/// Maps an insert's error: a unique violation becomes the refusal `taken` (the unique index
+/// decides, race-free), any other error stays a database error.
+fn or_taken(
+    taken: impl FnOnce() -> OnboardingError,
+) -> impl FnOnce(diesel::result::Error) -> OnboardingError {
+    move |error| match error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => taken(),
+        other => other.into(),
+    }
 }
 
 /// A tenant's display name: trimmed, 1–200 characters, no control characters.
@@ -124,13 +130,7 @@ pub async fn create_tenant(
         },
     )
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            OnboardingError::SlugTaken(slug.to_string())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(or_taken(|| OnboardingError::SlugTaken(slug.to_string())))?;
     audit::record(
         conn,
         actor
@@ -163,13 +163,7 @@ pub async fn create_operator(
         },
     )
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            OnboardingError::EmailTaken(email.to_string())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(or_taken(|| OnboardingError::EmailTaken(email.to_string())))?;
     audit::record(
         conn,
         actor.event("operator.created").target("user", user.id),

@@ -53,7 +53,7 @@ async fn check(pool: &db::Pool) -> Result<(), String> {
     })?;
     let missing = db::migrations::missing_versions(&mut conn)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot read the applied migrations: {e}"))?;
     if missing.is_empty() {
         Ok(())
     } else {

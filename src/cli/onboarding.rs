@@ -8,47 +8,31 @@ use std::io::{IsTerminal as _, Read as _};
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{Actor, OnboardingError, invitation};
+use super::args::{OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs};
+use super::{CliError, migrated_pool};
 use crate::auth::password::PasswordHasher;
-use crate::cli::{CliError, OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs};
-use crate::config::{ConfigError, DatabaseSettings};
+use crate::config::ConfigError;
 use crate::db::models::tenants;
-use crate::db::{Pool, Scope, transaction};
+use crate::db::{Scope, transaction};
 use crate::domain::{Email, Slug, password_policy};
+use crate::onboarding::{self, Actor, OnboardingError, invitation};
 
 /// A refusal or failure as the one line the CLI prints.
 fn refused(error: impl std::fmt::Display) -> CliError {
     CliError::Runtime(anyhow::anyhow!("{error}"))
 }
 
-fn onboarding_error(error: OnboardingError) -> CliError {
-    match error {
-        OnboardingError::Database(e) => CliError::Runtime(anyhow::anyhow!("database error: {e}")),
-        other => refused(other),
+/// Refusals and failures alike exit 1, in one line.
+impl From<OnboardingError> for CliError {
+    fn from(error: OnboardingError) -> Self {
+        match error {
+            OnboardingError::Database(e) => Self::Runtime(anyhow::anyhow!("database error: {e}")),
+            other => refused(other),
+        }
     }
 }
 
-/// Migrates and opens a small pool (connections drop to the application role, like the server's).
-pub(crate) async fn connect(database_url: Option<&str>) -> Result<Pool, CliError> {
-    let mut database = DatabaseSettings::parse(database_url)?;
-    crate::db::migrations::run_pending(&database.url)
-        .await
-        .map_err(|e| ConfigError::new("DATABASE_URL", format!("{e:#}")))?;
-    database.max_connections = 1;
-    let pool = crate::db::pool(&database)?;
-    crate::db::check_connection(&pool)
-        .await
-        .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
-    Ok(pool)
-}
-
-pub(crate) async fn checkout(pool: &Pool) -> Result<crate::db::PooledConnection, CliError> {
-    pool.get()
-        .await
-        .map_err(|e| CliError::Runtime(anyhow::anyhow!(crate::db::describe_pool_error(&e))))
-}
-
-pub async fn operator_create(args: OperatorCreateArgs) -> Result<(), CliError> {
+pub(super) async fn operator_create(args: OperatorCreateArgs) -> Result<(), CliError> {
     let email = Email::parse(&args.email).map_err(refused)?;
     let password = if args.password_stdin {
         password_from_stdin()?
@@ -57,18 +41,17 @@ pub async fn operator_create(args: OperatorCreateArgs) -> Result<(), CliError> {
     };
     password_policy::check(password.expose_secret())
         .map_err(|e| refused(format!("the password was refused: {e}")))?;
-    let pool = connect(args.database.database_url.as_deref()).await?;
+    let pool = migrated_pool(&args.database).await?;
     let hash = PasswordHasher::new(1)
         .hash(&password)
         .await
         .map_err(|e| CliError::Runtime(e.into()))?;
     drop(password);
-    let mut conn = checkout(&pool).await?;
+    let mut conn = pool.get().await?;
     let user = transaction(&mut conn, Scope::System, async |conn| {
-        super::create_operator(conn, &email, &hash, &Actor::cli()).await
+        onboarding::create_operator(conn, &email, &hash, &Actor::cli()).await
     })
-    .await
-    .map_err(onboarding_error)?;
+    .await?;
     println!("Created operator {} ({}).", user.email, user.id);
     Ok(())
 }
@@ -116,16 +99,16 @@ fn password_from_terminal() -> Result<SecretString, CliError> {
     Ok(first)
 }
 
-pub async fn tenant_create(args: TenantCreateArgs) -> Result<(), CliError> {
+pub(super) async fn tenant_create(args: TenantCreateArgs) -> Result<(), CliError> {
     let slug = Slug::parse(&args.slug).map_err(|e| refused(format!("--slug: {e}")))?;
-    let name = super::parse_tenant_name(&args.name).map_err(|e| refused(format!("--name: {e}")))?;
-    let pool = connect(args.database.database_url.as_deref()).await?;
-    let mut conn = checkout(&pool).await?;
+    let name =
+        onboarding::parse_tenant_name(&args.name).map_err(|e| refused(format!("--name: {e}")))?;
+    let pool = migrated_pool(&args.database).await?;
+    let mut conn = pool.get().await?;
     let tenant = transaction(&mut conn, Scope::System, async |conn| {
-        super::create_tenant(conn, &slug, &name, &Actor::cli()).await
+        onboarding::create_tenant(conn, &slug, &name, &Actor::cli()).await
     })
-    .await
-    .map_err(onboarding_error)?;
+    .await?;
     println!(
         "Created tenant {} (\"{}\", {}). Invite its first admin with: finchgate tenant invite --tenant {} --email …",
         tenant.slug, tenant.name, tenant.id, tenant.slug
@@ -133,7 +116,7 @@ pub async fn tenant_create(args: TenantCreateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
+pub(super) async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
     let public_url = match args.public_url.as_deref().map(str::trim) {
         Some(raw) if !raw.is_empty() => crate::config::parse_base_url("FINCHGATE_PUBLIC_URL", raw)?,
         _ => {
@@ -146,8 +129,8 @@ pub async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
     };
     let slug = Slug::parse(&args.tenant).map_err(|e| refused(format!("--tenant: {e}")))?;
     let email = Email::parse(&args.email).map_err(|e| refused(format!("--email: {e}")))?;
-    let pool = connect(args.database.database_url.as_deref()).await?;
-    let mut conn = checkout(&pool).await?;
+    let pool = migrated_pool(&args.database).await?;
+    let mut conn = pool.get().await?;
     let now = chrono::Utc::now();
     let issued = transaction(&mut conn, Scope::System, async |conn| {
         let Some(tenant) = tenants::find_by_slug(conn, slug.as_str()).await? else {
@@ -155,8 +138,7 @@ pub async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
         };
         invitation::issue(conn, &tenant, &email, &Actor::cli(), now).await
     })
-    .await
-    .map_err(onboarding_error)?;
+    .await?;
     // The link alone on standard output (easy to capture); the explanation on standard error.
     println!("{}", issued.token.link(&public_url).expose_secret());
     eprintln!(

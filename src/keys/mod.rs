@@ -1,5 +1,5 @@
 //! Master keys against the database: the boot-time key check, and the logic behind
-//! `finchgate keys generate | status | rotate | retire`.
+//! `finchgate keys status | rotate | retire`.
 //!
 //! Every configured key is recorded in `keyring` with a key-check value sealed under it; at start
 //! every configured key must open its recorded check value, every key that still wraps data must
@@ -8,19 +8,18 @@
 //!
 //! Rotation ([`rotate`]) re-wraps data keys to the active master key online, in batches;
 //! retirement ([`retire`]) marks a key no row uses any more, after which it may leave the
-//! configuration. [`command`] is the command-line face of both.
+//! configuration; [`status`] lists every key with its use. The command line (`cli::keys`) prints
+//! what they return.
 
-pub mod command;
 pub mod retire;
 pub mod rotate;
+pub mod status;
 
 use std::fmt;
 
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
-use crate::cli::CliError;
-use crate::config::ConfigError;
 use crate::db::models::keyring as keyring_rows;
 use crate::vault::{KekId, Vault};
 
@@ -51,27 +50,6 @@ pub enum KeyCheckError {
     Vault(#[from] crate::vault::VaultError),
     #[error("the key check could not read the database: {0}")]
     Database(#[from] diesel::result::Error),
-}
-
-impl From<KeyCheckError> for CliError {
-    /// Configuration problems name their variable and exit 2; the rest are runtime failures.
-    fn from(error: KeyCheckError) -> Self {
-        let var = match &error {
-            KeyCheckError::Mismatch(_)
-            | KeyCheckError::Missing { .. }
-            | KeyCheckError::RetiredInUse { .. } => "FINCHGATE_MASTER_KEYS",
-            KeyCheckError::RetiredActive(_) => "FINCHGATE_ACTIVE_KEY_ID",
-            KeyCheckError::Vault(_) | KeyCheckError::Database(_) => {
-                return Self::Runtime(error.into());
-            }
-        };
-        let message = error.to_string();
-        let problem = message
-            .strip_prefix(var)
-            .and_then(|m| m.strip_prefix(": "))
-            .unwrap_or(&message);
-        Self::Config(ConfigError::new(var, problem))
-    }
 }
 
 /// The tables that store envelopes. The names are the tables', and appear in reports.
@@ -170,6 +148,15 @@ pub async fn usage_by_table(
             },
         })
         .collect())
+}
+
+/// The rows `kek_id` wraps, per table, in `usage` (none if it is not listed).
+fn rows_of(usage: &[KeyUsage], kek_id: &str) -> PerTable {
+    usage
+        .iter()
+        .find(|u| u.kek_id == kek_id)
+        .map(|u| u.rows)
+        .unwrap_or_default()
 }
 
 /// Rows per key id across every table that stores envelopes.
