@@ -53,20 +53,26 @@ impl JsonBody {
         format!("{}{field}", self.prefix)
     }
 
+    /// An optional field that must be a string when present.
+    fn opt_str(&self, field: &str) -> Result<Option<&String>, ApiError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "{} must be a string",
+                self.name(field)
+            ))),
+        }
+    }
+
     /// An optional string whose length in characters lies in `len`.
     pub(crate) fn opt_string(
         &self,
         field: &str,
         len: RangeInclusive<usize>,
     ) -> Result<Option<String>, ApiError> {
-        let Some(value) = self.get(field) else {
+        let Some(s) = self.opt_str(field)? else {
             return Ok(None);
-        };
-        let Value::String(s) = value else {
-            return Err(ApiError::bad_request(format!(
-                "{} must be a string",
-                self.name(field)
-            )));
         };
         let count = s.chars().count();
         if !len.contains(&count) {
@@ -137,14 +143,8 @@ impl JsonBody {
         T: FromStr,
         T::Err: std::fmt::Display,
     {
-        let Some(value) = self.get(field) else {
+        let Some(s) = self.opt_str(field)? else {
             return Ok(None);
-        };
-        let Value::String(s) = value else {
-            return Err(ApiError::bad_request(format!(
-                "{} must be a string",
-                self.name(field)
-            )));
         };
         s.parse()
             .map(Some)
