@@ -66,6 +66,8 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewFlow<'_>) -> QueryRes
         .await
 }
 
+/// The one flow lookup without a tenant: the state names the flow (it is 256 random bits, stored
+/// hashed), and the callback then refuses a flow of another tenant or browser session.
 pub async fn find_by_state_hash(
     conn: &mut AsyncPgConnection,
     state_hash: &[u8],
