@@ -25,6 +25,9 @@ pub enum AppError {
     Conflict(String),
     #[error("too many requests")]
     TooManyRequests,
+    /// The request (its body) did not arrive in time.
+    #[error("request timed out")]
+    TimedOut,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -44,6 +47,7 @@ impl AppError {
             Self::Forbidden(m) => ("Not allowed", m.clone()),
             Self::Conflict(m) => ("This cannot be done right now", m.clone()),
             Self::TooManyRequests => ("Too many requests", "Please wait a minute and try again.".into()),
+            Self::TimedOut => ("The request took too long", "It did not arrive in time. Check your connection and try again.".into()),
             Self::Unavailable(m) => ("Temporarily unavailable", m.clone()),
             Self::Internal(_) => (
                 "Something went wrong on our side",
@@ -106,6 +110,7 @@ impl ResponseError for AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -87,11 +87,13 @@ impl Application {
                     session_key.clone(),
                     https,
                 ))
+                .wrap(from_fn(crate::web::deadline::body_deadline))
                 .wrap(from_fn(crate::web::headers::security_headers))
                 .wrap(from_fn(access_log))
                 .wrap(TracingLogger::<FinchgateRootSpan>::new())
         })
         .workers(overrides.workers.max(1))
+        .client_request_timeout(crate::web::deadline::HEAD_TIMEOUT)
         .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?

@@ -87,7 +87,17 @@ pub async fn sign_in(
         .await?;
         if blocked {
             drop(conn);
-            audit_failure(db, None, "login.throttled", "ip_limit", ip).await?;
+            // One audit event per address and window (its first refusal); the rest are only
+            // counted, on one row, so a flood of refusals grows nothing.
+            metrics::counter!("finchgate_login_throttled_total").increment(1);
+            let refused = format!("login-ip-refused:{}", ip.as_deref().unwrap_or_default());
+            let nth = run(db, Scope::System, async |conn| {
+                rate_limits::hit(conn, &refused, now, IP_WINDOW, i32::MAX).await
+            })
+            .await?;
+            if nth == 1 {
+                audit_failure(db, None, "login.throttled", "ip_limit", ip).await?;
+            }
             return Ok(SignIn::Throttled);
         }
     }

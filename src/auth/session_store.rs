@@ -1,10 +1,16 @@
 //! actix-session's `SessionStore` on PostgreSQL: server-side sessions that can be revoked.
 //!
-//! The cookie carries a random 64-character key; the table stores only its SHA-256, so a copy of
-//! the database holds no usable session. Idle expiry (`expires_at`, pushed forward on activity)
-//! and the absolute cap (`created_at` + [`ABSOLUTE_TIMEOUT`]) are checked against the injected
-//! clock on every load; a session of a disabled user no longer loads, and disabling or logging
-//! out deletes rows outright.
+//! A signed-in session's cookie carries a random 64-character key; the table stores only its
+//! SHA-256, so a copy of the database holds no usable session. Idle expiry (`expires_at`, pushed
+//! forward on activity) and the absolute cap (`created_at` + [`ABSOLUTE_TIMEOUT`]) are checked
+//! against the injected clock on every load; a session of a disabled user no longer loads, and
+//! disabling or logging out deletes rows outright. Deleted means deleted: a request still in
+//! flight when its row goes ends with an empty anonymous session, never a new row.
+//!
+//! A visitor who is not signed in (the login form's CSRF token) gets no row at all: the state
+//! travels in the cookie itself (`a.<expiry>.<base64url json>`), signed with the session secret
+//! by actix-session, and expires after [`IDLE_TIMEOUT`] without a change. Only a sign-in, which
+//! renews the session, writes a row.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +52,44 @@ impl PgSessionStore {
     }
 }
 
+/// How an anonymous session's key starts; a stored session's key (64 alphanumerics) never does.
+const ANONYMOUS_PREFIX: &str = "a.";
+/// Longest anonymous key: a cookie holds about 4 KB, and the signature takes its share.
+const MAX_ANONYMOUS_KEY: usize = 3000;
+
+/// The key that carries `state` itself until `expires_at`, or `None` when it is too large for a
+/// cookie (then the state is stored like a signed-in one).
+fn anonymous_key(state: &HashMap<String, String>, expires_at: DateTime<Utc>) -> Option<SessionKey> {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(state).ok()?;
+    let key = format!(
+        "{ANONYMOUS_PREFIX}{}.{}",
+        expires_at.timestamp(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    );
+    (key.len() <= MAX_ANONYMOUS_KEY)
+        .then(|| SessionKey::try_from(key).ok())
+        .flatten()
+}
+
+/// The state an anonymous key carries, unless it expired by `now`.
+fn anonymous_state(key: &str, now: DateTime<Utc>) -> Option<HashMap<String, String>> {
+    use base64::Engine as _;
+    let (expires, encoded) = key.strip_prefix(ANONYMOUS_PREFIX)?.split_once('.')?;
+    let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
+    if expires <= now {
+        return None;
+    }
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+fn is_anonymous(key: &SessionKey) -> bool {
+    key.as_ref().starts_with(ANONYMOUS_PREFIX)
+}
+
 fn user_id_of(state: &HashMap<String, String>) -> Option<Uuid> {
     state
         .get(USER_ID_KEY)
@@ -73,8 +117,11 @@ impl SessionStore for PgSessionStore {
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let hash = sha256(session_key.as_ref());
         let now = self.clock.now();
+        if is_anonymous(session_key) {
+            return Ok(anonymous_state(session_key.as_ref(), now));
+        }
+        let hash = sha256(session_key.as_ref());
         let mut conn = self
             .pool
             .get()
@@ -123,10 +170,15 @@ impl SessionStore for PgSessionStore {
         session_state: HashMap<String, String>,
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, SaveError> {
-        let key = generate_session_key();
-        let hash = sha256(key.as_ref());
         let now = self.clock.now();
         let user_id = user_id_of(&session_state);
+        if user_id.is_none()
+            && let Some(key) = anonymous_key(&session_state, now + IDLE_TIMEOUT)
+        {
+            return Ok(key);
+        }
+        let key = generate_session_key();
+        let hash = sha256(key.as_ref());
         let state =
             serde_json::to_value(&session_state).map_err(|e| SaveError::Serialization(e.into()))?;
         let mut conn = self
@@ -157,9 +209,21 @@ impl SessionStore for PgSessionStore {
         session_state: HashMap<String, String>,
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, UpdateError> {
+        let user_id = user_id_of(&session_state);
+        if is_anonymous(&session_key) || user_id.is_none() {
+            // Not (or no longer) signed in: nothing to keep in the table.
+            if !is_anonymous(&session_key) {
+                self.delete(&session_key)
+                    .await
+                    .map_err(UpdateError::Other)?;
+            }
+            return self.save(session_state, ttl).await.map_err(|e| match e {
+                SaveError::Serialization(e) => UpdateError::Serialization(e),
+                SaveError::Other(e) => UpdateError::Other(e),
+            });
+        }
         let hash = sha256(session_key.as_ref());
         let now = self.clock.now();
-        let user_id = user_id_of(&session_state);
         let state = serde_json::to_value(&session_state)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
         let mut conn = self
@@ -180,11 +244,11 @@ impl SessionStore for PgSessionStore {
         .await
         .map_err(|e| UpdateError::Other(e.into()))?;
         if updated == 0 {
-            // The row is gone (expired, revoked): start a new session rather than resurrect the key.
-            drop(conn);
-            return self.save(session_state, ttl).await.map_err(|e| match e {
-                SaveError::Serialization(e) => UpdateError::Serialization(e),
-                SaveError::Other(e) => UpdateError::Other(e),
+            // The row is gone (signed out, revoked, expired) while this request was in flight:
+            // deleted means deleted. The browser gets an empty anonymous session, nothing of the
+            // old one (not its user, not its age), and no row.
+            return anonymous_key(&HashMap::new(), now + IDLE_TIMEOUT).ok_or_else(|| {
+                UpdateError::Other(anyhow::anyhow!("an empty session does not fit a cookie"))
             });
         }
         Ok(session_key)
@@ -195,6 +259,10 @@ impl SessionStore for PgSessionStore {
         session_key: &SessionKey,
         ttl: &actix_web::cookie::time::Duration,
     ) -> Result<(), anyhow::Error> {
+        if is_anonymous(session_key) {
+            // Its expiry travels in the key, renewed whenever its state changes.
+            return Ok(());
+        }
         let hash = sha256(session_key.as_ref());
         let expires = self.clock.now() + ttl_seconds(ttl);
         let mut conn = self.pool.get().await?;
@@ -216,6 +284,9 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        if is_anonymous(session_key) {
+            return Ok(());
+        }
         let hash = sha256(session_key.as_ref());
         let mut conn = self.pool.get().await?;
         transaction(&mut conn, Scope::System, async |conn| {

@@ -1,6 +1,7 @@
 //! The web layer around handlers: who is asking (extractors), CSRF, security headers, the page context.
 
 pub mod csrf;
+pub mod deadline;
 pub mod extract;
 pub mod headers;
 pub mod page;

@@ -19,5 +19,6 @@ mod keys;
 mod migrations;
 mod ops;
 mod sandbox;
+mod sessions;
 mod settings;
 mod vault;
