@@ -39,14 +39,25 @@ impl Admin {
     }
 }
 
-/// The tenant's current Finch credentials, opened; or why a flow cannot use them.
-async fn current_credentials(
+/// Which version of a tenant's credentials a flow uses.
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    /// The current one: a flow being started.
+    Current,
+    /// The one a flow started with: Finch issued its code to that client.
+    Of(i32),
+}
+
+/// The tenant's Finch credentials of `version`, opened; or why a flow cannot use them.
+async fn open_credentials(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
+    version: Version,
 ) -> Result<Result<Opened, Failure>, AppError> {
-    let current = transaction(conn, Scope::Tenant(tenant_id), async |conn| {
-        credential_rows::current(conn, tenant_id).await
+    let current = transaction(conn, Scope::Tenant(tenant_id), async |conn| match version {
+        Version::Current => credential_rows::current(conn, tenant_id).await,
+        Version::Of(version) => credential_rows::by_version(conn, tenant_id, version).await,
     })
     .await?;
     let Some(row) = current else {

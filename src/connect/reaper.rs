@@ -1,13 +1,14 @@
 //! The reaper: flows a crash left in `exchanging` become `unknown_outcome` (never re-exchanged),
-//! expired pending flows become `expired`, expired sessions are purged. Runs on every instance;
+//! expired pending flows become `expired`, replaced client secrets no flow uses any more are
+//! erased, expired sessions are purged. Runs on every instance;
 //! every step is an idempotent conditional update.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::db::models::attempts;
 use crate::db::models::flows::{self, Transition};
+use crate::db::models::{attempts, credentials};
 use crate::db::{Pool, Scope, transaction};
 use crate::domain::failure;
 
@@ -21,6 +22,8 @@ pub struct Reaped {
     pub unknown_outcome: usize,
     pub expired: usize,
     pub sessions_purged: usize,
+    /// Replaced client secrets erased once no unfinished flow used them.
+    pub secrets_erased: usize,
 }
 
 /// One pass at time `now`.
@@ -57,6 +60,7 @@ pub async fn reap(pool: &Pool, now: DateTime<Utc>) -> Result<Reaped, crate::db::
             reaped.unknown_outcome += 1;
         }
         reaped.expired = flows::expire_pending(conn, now).await?;
+        reaped.secrets_erased = credentials::erase_unused(conn, None).await?;
         reaped.sessions_purged = crate::auth::session_store::purge_expired(conn, now).await?;
         let open = flows::count_pending(conn, now).await?;
         metrics::gauge!("finchgate_open_flows").set(open as f64);

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::ledger::{self, FailedRow};
-use super::{Admin, FLOW_MINUTES, current_credentials};
+use super::{Admin, FLOW_MINUTES, Version, open_credentials};
 use crate::credentials::Opened;
 use crate::db::models::flows::{self, Transition};
 use crate::db::models::redirect_uris;
@@ -80,7 +80,7 @@ pub async fn start(
         FlowKind::Embedded => None,
     };
 
-    let credentials = match current_credentials(state, &mut conn, tenant_id).await? {
+    let credentials = match open_credentials(state, &mut conn, tenant_id, Version::Current).await? {
         Ok(credentials) => credentials,
         Err(failure) => {
             let row = FailedRow::new(failure);

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use self::claim::Claim;
 use self::store::Exchange;
 use super::ledger::{self, FailedRow};
-use super::{Admin, current_credentials};
+use super::{Admin, Version, open_credentials};
 use crate::db::Scope;
 use crate::db::models::rate_limits;
 use crate::domain::failure::{self, Failure};
@@ -150,8 +150,10 @@ async fn handle_unthrottled(
         }
     };
 
-    // 7. Credentials of the flow's tenant (never anything from the request).
-    let credentials = match current_credentials(state, &mut conn, flow.tenant_id).await? {
+    // 7. The credentials the flow started with, of the flow's tenant (never anything from the
+    // request): Finch issued the code to that client, whatever was saved since.
+    let version = Version::Of(flow.credentials_version);
+    let credentials = match open_credentials(state, &mut conn, flow.tenant_id, version).await? {
         Ok(credentials) => credentials,
         Err(failure) => {
             let row = FailedRow::new(failure);

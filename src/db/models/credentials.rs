@@ -52,8 +52,46 @@ pub async fn current(
         .optional()
 }
 
-/// Stores a new version and makes it current; the previous secret is erased (crypto-shredded),
-/// its metadata kept. Call inside a transaction.
+/// A tenant's credentials of `version` (current or replaced).
+pub async fn by_version(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    version: i32,
+) -> QueryResult<Option<Credentials>> {
+    finch_credentials::table
+        .filter(finch_credentials::tenant_id.eq(tenant_id))
+        .filter(finch_credentials::version.eq(version))
+        .select(Credentials::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Erases (crypto-shreds) the secret of every replaced version that no unfinished Connect flow
+/// (`pending` or `exchanging`) still uses, keeping its metadata; of one tenant, or of all.
+/// Returns how many were erased.
+pub async fn erase_unused(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Option<Uuid>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE finch_credentials c SET secret_envelope = NULL, secret_kek_id = NULL
+          WHERE c.replaced_at IS NOT NULL AND c.secret_envelope IS NOT NULL
+            AND ($1::uuid IS NULL OR c.tenant_id = $1)
+            AND NOT EXISTS (
+                SELECT 1 FROM connect_flows f
+                 WHERE f.tenant_id = c.tenant_id AND f.credentials_version = c.version
+                   AND f.status IN ('pending', 'exchanging'))",
+    )
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(tenant_id)
+    .execute(conn)
+    .await
+}
+
+/// Stores a new version and makes it current. The previous secret stays sealed while a Connect
+/// flow started under it may still exchange a code (Finch issued the code to that client), and is
+/// erased as soon as none does ([`erase_unused`], here and in every housekeeping pass). Call
+/// inside a transaction.
 pub async fn replace(conn: &mut AsyncPgConnection, new: &NewCredentials<'_>) -> QueryResult<i32> {
     let version: i32 = finch_credentials::table
         .filter(finch_credentials::tenant_id.eq(new.tenant_id))
@@ -66,11 +104,7 @@ pub async fn replace(conn: &mut AsyncPgConnection, new: &NewCredentials<'_>) -> 
             .filter(finch_credentials::tenant_id.eq(new.tenant_id))
             .filter(finch_credentials::replaced_at.is_null()),
     )
-    .set((
-        finch_credentials::replaced_at.eq(diesel::dsl::now),
-        finch_credentials::secret_envelope.eq(None::<Vec<u8>>),
-        finch_credentials::secret_kek_id.eq(None::<String>),
-    ))
+    .set(finch_credentials::replaced_at.eq(diesel::dsl::now))
     .execute(conn)
     .await?;
     diesel::insert_into(finch_credentials::table)
@@ -93,5 +127,6 @@ pub async fn replace(conn: &mut AsyncPgConnection, new: &NewCredentials<'_>) -> 
         ))
         .execute(conn)
         .await?;
+    erase_unused(conn, Some(new.tenant_id)).await?;
     Ok(version)
 }

@@ -1,0 +1,124 @@
+//! Connect flows against what changes around them (issue 13): credentials saved mid-flow
+//! (defect 1), callbacks without a state (defect 5), and the caps on pending flows (defect 9).
+
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl as _;
+use secrecy::SecretString;
+
+use crate::helpers::{TestApp, approve_in_emulator, count, spawn_app};
+
+/// Saves new Finch credentials through the settings form, as the admin in `client`.
+async fn save_credentials(app: &TestApp, client: &reqwest::Client, client_id: &str, secret: &str) {
+    let csrf = app.csrf_of(client, "/t/acme/settings").await;
+    let response = client
+        .post(format!("{}/t/acme/settings/finch", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("sandbox", "finch"),
+            ("products", "company"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Version {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    version: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    sealed: bool,
+}
+
+async fn credential_versions(app: &TestApp) -> Vec<Version> {
+    let mut conn = app.db.connect().await;
+    diesel::sql_query(
+        "SELECT version, secret_envelope IS NOT NULL AS sealed FROM finch_credentials ORDER BY version",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn defect_1_a_flow_exchanges_with_the_credentials_it_started_with_after_new_ones_are_saved() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    // A redirect flow starts under credentials version 1 …
+    let response = app.start_connect(&app.client, &setup, false).await;
+    assert_eq!(response.status(), 303);
+    let connect_url = response.headers()["location"].to_str().unwrap().to_owned();
+    let callback = approve_in_emulator(&connect_url, None).await;
+    // … the admin saves another Finch app's credentials (version 2) meanwhile …
+    let (client_id, secret) = ("client-acme-second", "secret-of-the-second-app");
+    app.sandbox.register_app(finchgate::sandbox::SandboxApp {
+        client_id: client_id.into(),
+        client_secret: SecretString::from(secret),
+    });
+    save_credentials(&app, &app.client, client_id, secret).await;
+    assert_eq!(
+        credential_versions(&app).await,
+        [
+            Version {
+                version: 1,
+                sealed: true
+            },
+            Version {
+                version: 2,
+                sealed: true
+            },
+        ],
+        "version 1 stays sealed while a pending flow uses it"
+    );
+    // … and the flow finishes: its code belongs to version 1's client, so that is what is sent.
+    let finished = app.client.get(callback.as_str()).send().await.unwrap();
+    let location = finished.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("/connections/"), "connected: {location}");
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM exchange_attempts WHERE outcome = 'succeeded' AND credentials_version = 1"
+        )
+        .await,
+        1,
+        "the ledger names the version used"
+    );
+    // No pending flow uses version 1 any more: the next housekeeping pass erases it.
+    finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        credential_versions(&app).await,
+        [
+            Version {
+                version: 1,
+                sealed: false
+            },
+            Version {
+                version: 2,
+                sealed: true
+            },
+        ]
+    );
+    // Flows started now use version 2.
+    let callback = app.redirect_callback_url(&app.client, &setup).await;
+    let finished = app.client.get(callback.as_str()).send().await.unwrap();
+    assert!(
+        finished.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/connections/")
+    );
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM exchange_attempts WHERE outcome = 'succeeded' AND credentials_version = 2"
+        )
+        .await,
+        1
+    );
+    app.stop().await;
+}
