@@ -56,6 +56,11 @@ impl Application {
         crate::telemetry::metrics_handle();
         let vault = Arc::new(crate::vault::Vault::new(settings.keyring.clone()));
         let finch = crate::finch::client::FinchClient::new(&settings.finch)?;
+        let session_key =
+            actix_web::cookie::Key::try_from(settings.session_secret.expose_secret().as_slice())
+                .map_err(|e| {
+                    anyhow::anyhow!("FINCHGATE_SESSION_SECRET cannot be used as a cookie key: {e}")
+                })?;
         let state = web::Data::new(AppState {
             db: pool.clone(),
             vault,
@@ -63,13 +68,8 @@ impl Application {
             finch,
             settings: Arc::new(settings),
             clock: overrides.clock.clone(),
+            cookie_key: session_key.clone(),
         });
-        let session_key = actix_web::cookie::Key::try_from(
-            state.settings.session_secret.expose_secret().as_slice(),
-        )
-        .map_err(|e| {
-            anyhow::anyhow!("FINCHGATE_SESSION_SECRET cannot be used as a cookie key: {e}")
-        })?;
         let https = state.settings.is_https();
         crate::connect::reaper::spawn(
             pool.clone(),

@@ -15,4 +15,7 @@ pub struct AppState {
     pub hasher: crate::auth::password::PasswordHasher,
     pub finch: crate::finch::client::FinchClient,
     pub clock: Arc<dyn Clock>,
+    /// The cookie key (from `FINCHGATE_SESSION_SECRET`): signs the session cookie, and encrypts
+    /// the few cookies that must carry a secret (a stateless callback's code, until confirmed).
+    pub cookie_key: actix_web::cookie::Key,
 }

@@ -61,6 +61,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tenant::callback::embedded_flow),
         )
         .route(
+            "/t/{slug}/finch/confirm",
+            web::get().to(tenant::callback::confirm_form),
+        )
+        .route(
+            "/t/{slug}/finch/confirm",
+            web::post().to(tenant::callback::confirm),
+        )
+        .route(
             "/t/{slug}/connections/{id}",
             web::get().to(tenant::connections::show),
         )

@@ -5,6 +5,7 @@ pub mod deadline;
 pub mod extract;
 pub mod headers;
 pub mod page;
+pub mod pending_code;
 pub mod session;
 
 pub use extract::{CurrentUser, Operator, TenantAdmin};

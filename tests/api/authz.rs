@@ -268,6 +268,19 @@ fn matrix() -> Vec<Row> {
             Tenant { status: 400 },
             Json,
         ),
+        // No pending code in this browser: nothing to confirm.
+        row(
+            get(),
+            "/t/{slug}/finch/confirm",
+            Tenant { status: 400 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/t/{slug}/finch/confirm",
+            Tenant { status: 400 },
+            Body::None,
+        ),
         row(
             get(),
             "/t/{slug}/connections/{connection}",

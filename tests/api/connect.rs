@@ -270,7 +270,7 @@ async fn t02_an_empty_or_oversized_or_absent_state_is_a_400_without_an_exchange(
 }
 
 #[tokio::test]
-async fn a_missing_state_falls_back_to_the_sessions_single_pending_redirect_flow() {
+async fn a_missing_state_falls_back_to_the_sessions_single_pending_redirect_flow_once_confirmed() {
     let app = spawn_app().await;
     let setup = app.setup_connect("acme").await;
     let mut url = app.redirect_callback_url(&app.client, &setup).await;
@@ -282,6 +282,22 @@ async fn a_missing_state_falls_back_to_the_sessions_single_pending_redirect_flow
         .into_owned();
     url.set_query(Some(&format!("code={code}")));
     let response = callback(&app, &app.client, &url).await;
+    // DESIGN.md: a callback without a state waits for the admin's confirmation (issue 13).
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/t/acme/finch/confirm");
+    assert_eq!(
+        token_calls(&app),
+        0,
+        "nothing is exchanged before the confirmation"
+    );
+    let csrf = app.csrf_of(&app.client, "/t/acme/finch/confirm").await;
+    let response = app
+        .client
+        .post(format!("{}/t/acme/finch/confirm", app.address))
+        .form(&[("csrf_token", csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
     assert!(
         response.headers()["location"]

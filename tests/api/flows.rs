@@ -122,3 +122,118 @@ async fn defect_1_a_flow_exchanges_with_the_credentials_it_started_with_after_ne
     );
     app.stop().await;
 }
+
+fn token_calls(app: &TestApp) -> usize {
+    app.sandbox.count("POST", "/auth/token")
+}
+
+async fn flow_statuses(app: &TestApp) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct S {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+    }
+    let mut conn = app.db.connect().await;
+    diesel::sql_query("SELECT status FROM connect_flows ORDER BY created_at")
+        .load::<S>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.status)
+        .collect()
+}
+
+#[tokio::test]
+async fn defect_5_a_callback_without_state_changes_nothing_until_the_admin_confirms() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let callback = app.redirect_callback_url(&app.client, &setup).await;
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let base = format!("{}/t/acme/finch/callback", app.address);
+
+    // Another site sends the signed-in admin's browser an error without a state …
+    let forged = app
+        .client
+        .get(&base)
+        .query(&[
+            ("error", "access_denied"),
+            ("error_description", "\u{202e}attacker text"),
+        ])
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert_eq!(
+        flow_statuses(&app).await,
+        ["pending"],
+        "the flow is untouched"
+    );
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM exchange_attempts").await,
+        0
+    );
+    crate::helpers::assert_nowhere_in_database(&app.db, "attacker text").await;
+
+    // … or a code without a state: nothing is sent to Finch, nothing changes …
+    let stateless = app
+        .client
+        .get(&base)
+        .query(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stateless.status(), 303);
+    let confirm = stateless.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(confirm, "/t/acme/finch/confirm");
+    assert_eq!(token_calls(&app), 0);
+    assert_eq!(flow_statuses(&app).await, ["pending"]);
+
+    // … until the admin, on finchgate's own page, confirms it finishes their pending flow.
+    let page = app.get(&confirm).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Finish connecting?"), "{html}");
+    assert!(!html.contains(&code), "the page does not carry the code");
+    let csrf = crate::helpers::csrf_token_in(&html);
+    let finished = app
+        .client
+        .post(format!("{}{confirm}", app.address))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 303);
+    assert!(
+        finished.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/connections/")
+    );
+    assert_eq!(token_calls(&app), 1);
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM exchange_attempts WHERE state_missing AND outcome = 'succeeded'"
+        )
+        .await,
+        1,
+        "the ledger records that the state was missing"
+    );
+    // The code went with the confirmation: confirming again has nothing to finish.
+    let again = app
+        .client
+        .post(format!("{}{confirm}", app.address))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    assert_eq!(token_calls(&app), 1);
+    app.stop().await;
+}

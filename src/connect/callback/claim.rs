@@ -16,30 +16,47 @@ use crate::domain::failure;
 use crate::error::AppError;
 use crate::primitives::{constant_time_eq, sha256};
 
-/// Finds the flow: by its state, or, for a redirect-flow callback without any state, the
-/// session's single pending redirect flow. Returns it and whether the state was missing.
-pub async fn find(
+/// Finds the flow a state names (any tenant's: [`check_owner`] refuses a foreign one).
+pub async fn find(conn: &mut AsyncPgConnection, state: SecretString) -> Result<Flow, AppError> {
+    let hash = sha256(state.expose_secret());
+    transaction(conn, Scope::System, async |conn| {
+        flows::find_by_state_hash(conn, &hash).await
+    })
+    .await?
+    .ok_or_else(|| rejected(failure::STATE_INVALID))
+}
+
+/// The flow `id` of `admin`'s tenant, for a confirmed stateless callback.
+pub async fn find_by_id(
     conn: &mut AsyncPgConnection,
     admin: Admin,
-    state: Option<SecretString>,
+    id: Uuid,
+) -> Result<Flow, AppError> {
+    let tenant_id = admin.tenant_id;
+    transaction(conn, admin.scope(), async |conn| {
+        flows::find(conn, tenant_id, id).await
+    })
+    .await?
+    .ok_or_else(|| rejected(failure::STATE_INVALID))
+}
+
+/// The browser session's single pending, unexpired redirect flow of `admin`'s tenant: the only
+/// flow a callback without a state may be offered to finish. None or several: start again.
+/// Reads only.
+pub async fn single_pending(
+    conn: &mut AsyncPgConnection,
+    admin: Admin,
     binding: &[u8],
-) -> Result<(Flow, bool), AppError> {
-    if let Some(raw) = state {
-        let hash = sha256(raw.expose_secret());
-        let flow = transaction(conn, Scope::System, async |conn| {
-            flows::find_by_state_hash(conn, &hash).await
-        })
-        .await?
-        .ok_or_else(|| rejected(failure::STATE_INVALID))?;
-        return Ok((flow, false));
-    }
+    now: DateTime<Utc>,
+) -> Result<Flow, AppError> {
     let tenant_id = admin.tenant_id;
     let mut pending = transaction(conn, admin.scope(), async |conn| {
         flows::pending_redirect_flows_of_session(conn, tenant_id, binding).await
     })
     .await?;
+    pending.retain(|f| f.expires_at > now);
     match pending.len() {
-        1 => Ok((pending.remove(0), true)),
+        1 => Ok(pending.remove(0)),
         0 => Err(rejected(failure::STATE_INVALID)),
         _ => Err(rejected(failure::AMBIGUOUS_PENDING)),
     }

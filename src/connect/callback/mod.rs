@@ -11,7 +11,7 @@ pub mod claim;
 pub mod input;
 pub mod store;
 
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 use self::claim::Claim;
@@ -38,6 +38,10 @@ pub enum Outcome {
     Attempt { attempt_id: Uuid },
     /// Another request is exchanging this flow right now.
     InProgress { flow_id: Uuid },
+    /// A code without a state: nothing was done. The admin must confirm (a same-origin,
+    /// CSRF-protected POST) that it finishes this, the session's one pending redirect flow; the
+    /// code is kept for that step by the caller, never stored here.
+    Confirm { flow_id: Uuid, code: SecretString },
 }
 
 /// Longest `error_description` kept (it is Finch Connect's text, or an attacker's).
@@ -94,28 +98,124 @@ async fn handle_unthrottled(
     let binding = sha256(binding);
     let mut conn = state.db.get().await?;
 
-    // 2. Find the flow; 3. it must be this tenant's and this browser session's; 4. a flow that
-    // already moved on lands on its result.
-    let (flow, state_missing) = claim::find(&mut conn, admin, shaped.state, &binding).await?;
+    // 2. Without a state, nothing here is verified (another site may have sent the browser):
+    // no flow changes and no exchange; a code waits for the admin's confirmation.
+    let Some(raw_state) = shaped.state else {
+        let pending = claim::single_pending(&mut conn, admin, &binding, received_at).await?;
+        return match (shaped.code, shaped.error) {
+            (Some(code), _) => Ok(Outcome::Confirm {
+                flow_id: pending.id,
+                code,
+            }),
+            (None, _) => Err(AppError::BadRequest(UNVERIFIED_ERROR.into())),
+        };
+    };
+    // 3. Find the flow by its state; 4. it must be this tenant's and this browser session's;
+    // 5. a flow that already moved on lands on its result.
+    let flow = claim::find(&mut conn, raw_state).await?;
     claim::check_owner(&mut conn, admin, &flow, &binding).await?;
     if let Some(outcome) = claim::settled(&mut conn, admin, &flow, received_at).await? {
         return Ok(outcome);
     }
-    let claim = |stage| Claim {
+    let finish = Finish {
         flow: &flow,
+        received_at,
+        state_missing: false,
+        code: shaped.code,
+        error: shaped.error.map(|e| (e, shaped.error_description)),
+    };
+    finish_flow(state, admin, conn, finish).await
+}
+
+/// What Finch Connect said about an unverified (stateless) error: nothing is recorded.
+const UNVERIFIED_ERROR: &str = "Finch Connect ended without connecting, and this page cannot tell \
+    which attempt it belongs to, so nothing was changed. Start a new connection when you are ready.";
+
+/// The flow a stateless callback's code was offered to, for the confirmation page: still this
+/// session's pending, unexpired redirect flow of `admin`'s tenant, or refused (start again).
+/// Reads only.
+pub async fn confirmable(
+    state: &AppState,
+    admin: Admin,
+    binding: &str,
+    flow_id: Uuid,
+) -> Result<crate::db::models::flows::Flow, AppError> {
+    let binding = sha256(binding);
+    let mut conn = state.db.get().await?;
+    let flow = claim::single_pending(&mut conn, admin, &binding, state.clock.now()).await?;
+    if flow.id != flow_id {
+        return Err(rejected(failure::STATE_INVALID));
+    }
+    Ok(flow)
+}
+
+/// Finishes a stateless callback's code once the admin confirmed it belongs to `flow_id` (the
+/// session's one pending redirect flow): the flow is claimed and the code exchanged, and the
+/// ledger records that the state was missing.
+pub async fn confirm(
+    state: &AppState,
+    admin: Admin,
+    binding: &str,
+    flow_id: Uuid,
+    code: SecretString,
+) -> Result<Outcome, AppError> {
+    let received_at = state.clock.now();
+    let binding = sha256(binding);
+    let mut conn = state.db.get().await?;
+    let flow = claim::find_by_id(&mut conn, admin, flow_id).await?;
+    claim::check_owner(&mut conn, admin, &flow, &binding).await?;
+    if let Some(outcome) = claim::settled(&mut conn, admin, &flow, received_at).await? {
+        return Ok(outcome);
+    }
+    let finish = Finish {
+        flow: &flow,
+        received_at,
+        state_missing: true,
+        code: Some(code),
+        error: None,
+    };
+    finish_flow(state, admin, conn, finish).await
+}
+
+/// A verified callback for a pending flow: Finch's code, or Finch's error and its description.
+struct Finish<'a> {
+    flow: &'a crate::db::models::flows::Flow,
+    received_at: chrono::DateTime<chrono::Utc>,
+    state_missing: bool,
+    code: Option<SecretString>,
+    error: Option<(String, Option<String>)>,
+}
+
+/// Claims the flow with its ledger row, then records Finch's error or exchanges the code and
+/// stores the token.
+async fn finish_flow(
+    state: &AppState,
+    admin: Admin,
+    mut conn: crate::db::PooledConnection,
+    finish: Finish<'_>,
+) -> Result<Outcome, AppError> {
+    let Finish {
+        flow,
+        received_at,
+        state_missing,
+        code,
+        error,
+    } = finish;
+    let claim = |stage| Claim {
+        flow,
         received_at,
         state_missing,
         stage,
     };
 
-    // 5. Finch reported an error (the user cancelled or denied): a failed attempt, no exchange.
-    if let Some(error) = shaped.error {
+    // 6. Finch reported an error (the user cancelled or denied): a failed attempt, no exchange.
+    if let Some((error, description)) = error {
         let claimed =
             claim::claim_and_open(&mut conn, admin, claim("callback"), state.clock.now()).await?;
         let Some(attempt_id) = claimed else {
             return Ok(Outcome::InProgress { flow_id: flow.id });
         };
-        let detail = match shaped.error_description.as_deref() {
+        let detail = match description.as_deref() {
             Some(d) => format!(
                 "Finch Connect returned error={error}: {}",
                 text::sanitize(d, MAX_ERROR_DESCRIPTION)
@@ -127,11 +227,11 @@ async fn handle_unthrottled(
         ledger::finish_failed(&mut conn, admin, flow.id, attempt_id, &row, None, now).await?;
         return Ok(Outcome::Attempt { attempt_id });
     }
-    let Some(code) = shaped.code else {
+    let Some(code) = code else {
         return Err(rejected(failure::STATE_INVALID));
     };
 
-    // 6. Claim the flow and commit the ledger row in one transaction; no row, no exchange.
+    // 7. Claim the flow and commit the ledger row in one transaction; no row, no exchange.
     let attempt_id = match claim::claim_and_open(
         &mut conn,
         admin,
@@ -150,7 +250,7 @@ async fn handle_unthrottled(
         }
     };
 
-    // 7. The credentials the flow started with, of the flow's tenant (never anything from the
+    // 8. The credentials the flow started with, of the flow's tenant (never anything from the
     // request): Finch issued the code to that client, whatever was saved since.
     let version = Version::Of(flow.credentials_version);
     let credentials = match open_credentials(state, &mut conn, flow.tenant_id, version).await? {
@@ -164,7 +264,7 @@ async fn handle_unthrottled(
     };
     drop(conn);
 
-    // 8. The exchange: redirect_uri only for redirect-flow codes, identical to the one used.
+    // 9. The exchange: redirect_uri only for redirect-flow codes, identical to the one used.
     let sent_at = state.clock.now();
     let request = TokenRequest {
         code: code.expose_secret(),
@@ -196,17 +296,17 @@ async fn handle_unthrottled(
     };
     let exchange = Exchange {
         admin,
-        flow: &flow,
+        flow,
         attempt_id,
         sent_at,
         latency: answer.latency,
         request_id: answer.request_id,
     };
 
-    // 9. The token is for the customer this flow was started for, or it is discarded.
+    // 10. The token is for the customer this flow was started for, or it is discarded.
     if let Some(outcome) = store::refuse_other_customer(state, &exchange, &answer.value).await? {
         return Ok(outcome);
     }
-    // 10. Store connection + encrypted token + finished ledger row in one transaction.
+    // 11. Store connection + encrypted token + finished ledger row in one transaction.
     Ok(store::store_with_retries(state, &exchange, answer.value).await)
 }

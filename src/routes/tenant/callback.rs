@@ -1,13 +1,23 @@
 //! `GET /t/{slug}/finch/callback?code&state` (redirect flow) and `POST` with JSON `{code, state}`
 //! (embedded flow, with `X-CSRF-Token`). Always answers with a clean URL: never a code or state.
+//!
+//! A redirect-flow callback without a state changes nothing (another site may have sent the
+//! browser): its code waits in an encrypted cookie ([`crate::web::pending_code`]) and
+//! `GET /t/{slug}/finch/confirm` asks the admin whether it finishes the session's one pending
+//! flow; only the `POST` there (same-origin, CSRF-protected) exchanges it.
 
 use actix_session::Session;
-use actix_web::{HttpResponse, ResponseError as _, web};
+use actix_web::http::header::{HeaderValue, REFERRER_POLICY};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
 
-use crate::connect::callback::{CallbackInput, Outcome, handle};
+use crate::connect::callback::{self, CallbackInput, Outcome};
+use crate::db::models::flows::Flow;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{SessionData, TenantAdmin, see_other};
+use crate::web::pending_code::{self, PendingCode};
+use crate::web::{PageContext, SessionData, TenantAdmin, render, see_other};
 
 fn location(slug: &str, outcome: &Outcome) -> String {
     match outcome {
@@ -16,7 +26,17 @@ fn location(slug: &str, outcome: &Outcome) -> String {
         }
         Outcome::Attempt { attempt_id } => format!("/t/{slug}/attempts/{attempt_id}"),
         Outcome::InProgress { flow_id } => format!("/t/{slug}/flows/{flow_id}"),
+        Outcome::Confirm { .. } => pending_code::path(slug),
     }
+}
+
+/// `303` to `location`, telling the browser not to send the callback URL anywhere.
+fn clean_redirect(location: String) -> HttpResponse {
+    let mut response = see_other(location);
+    response
+        .headers_mut()
+        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 pub async fn redirect_flow(
@@ -26,12 +46,19 @@ pub async fn redirect_flow(
     query: web::Query<CallbackInput>,
 ) -> Result<HttpResponse, AppError> {
     let binding = SessionData(&session).flow_binding()?;
-    let outcome = handle(&state, admin.actor(), &binding, query.into_inner()).await?;
-    let mut response = see_other(location(&admin.tenant.slug, &outcome));
-    response.headers_mut().insert(
-        actix_web::http::header::REFERRER_POLICY,
-        actix_web::http::header::HeaderValue::from_static("no-referrer"),
-    );
+    let outcome = callback::handle(&state, admin.actor(), &binding, query.into_inner()).await?;
+    let slug = &admin.tenant.slug;
+    let mut response = clean_redirect(location(slug, &outcome));
+    if let Outcome::Confirm { flow_id, code } = outcome {
+        let pending = PendingCode { flow_id, code };
+        let https = state.settings.is_https();
+        let cookie =
+            pending_code::cookie(&state.cookie_key, slug, https, &pending, state.clock.now())
+                .ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!("the pending code does not fit a cookie"))
+                })?;
+        response.add_cookie(&cookie).map_err(AppError::internal)?;
+    }
     Ok(response)
 }
 
@@ -42,8 +69,15 @@ pub async fn embedded_flow(
     body: web::Json<CallbackInput>,
 ) -> HttpResponse {
     let outcome = match SessionData(&session).flow_binding() {
-        Ok(binding) => handle(&state, admin.actor(), &binding, body.into_inner()).await,
+        Ok(binding) => callback::handle(&state, admin.actor(), &binding, body.into_inner()).await,
         Err(error) => Err(error),
+    };
+    let outcome = match outcome {
+        // The embedded flow always has its state: a code without one is not ours to offer.
+        Ok(Outcome::Confirm { .. }) => Err(AppError::BadRequest(
+            "This connection cannot be finished without its state. Start a new connection.".into(),
+        )),
+        other => other,
     };
     match outcome {
         Ok(outcome) => HttpResponse::Ok()
@@ -59,4 +93,66 @@ pub async fn embedded_flow(
             HttpResponse::build(status).json(serde_json::json!({ "error": message }))
         }
     }
+}
+
+/// Nothing (left) to confirm: start again.
+fn nothing_to_confirm() -> AppError {
+    AppError::BadRequest(
+        "There is no connection waiting to be finished here (it was finished, or it expired). \
+         Start a new connection."
+            .into(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "tenant/confirm.html")]
+struct ConfirmPage {
+    page: PageContext,
+    flow: Flow,
+}
+
+impl ConfirmPage {
+    fn when(&self, t: &DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
+}
+
+pub async fn confirm_form(
+    admin: TenantAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    let https = state.settings.is_https();
+    let pending = pending_code::read(&req, &state.cookie_key, https, state.clock.now())
+        .ok_or_else(nothing_to_confirm)?;
+    let binding = SessionData(&session).flow_binding()?;
+    let flow = callback::confirmable(&state, admin.actor(), &binding, pending.flow_id).await?;
+    let mut response = render(&ConfirmPage {
+        page: PageContext::new(&session, &admin.user, Some(&admin.tenant))?,
+        flow,
+    })?;
+    response
+        .headers_mut()
+        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
+pub async fn confirm(
+    admin: TenantAdmin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    let https = state.settings.is_https();
+    let pending = pending_code::read(&req, &state.cookie_key, https, state.clock.now())
+        .ok_or_else(nothing_to_confirm)?;
+    let binding = SessionData(&session).flow_binding()?;
+    let PendingCode { flow_id, code } = pending;
+    let outcome = callback::confirm(&state, admin.actor(), &binding, flow_id, code).await?;
+    let mut response = clean_redirect(location(&admin.tenant.slug, &outcome));
+    response
+        .add_removal_cookie(&pending_code::removal(&admin.tenant.slug, https))
+        .map_err(AppError::internal)?;
+    Ok(response)
 }
