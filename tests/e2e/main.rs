@@ -28,7 +28,7 @@ use finchgate::sandbox::{Endpoint, Fault, FaultKind, SandboxApp};
 use secrecy::SecretString;
 
 use browser::{Browser, Driver};
-use helpers::{TestApp, spawn_app_with_vault};
+use helpers::{TestApp, connection_id_from, spawn_app_with_vault};
 
 /// One scenario at a time.
 static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -324,5 +324,54 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].review_state, "resolved");
     ops.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_opens_a_connection_from_the_list_and_refreshes_it() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    // A connection made earlier (through the emulator, outside this browser).
+    let setup = app.setup_connect("listed").await;
+    let url = app.redirect_callback_url(&app.client, &setup).await;
+    let done = app.client.get(url.as_str()).send().await.unwrap();
+    assert_eq!(done.status(), 303, "the flow completes");
+    let connection = connection_id_from(done.headers()["location"].to_str().unwrap());
+
+    let browser = driver.browser("listed", &app).await;
+    browser
+        .sign_in(
+            "admin@listed.test",
+            &admin_password(&app, &setup.slug).await,
+        )
+        .await;
+    browser.wait_for_text("gusto").await;
+    browser.shot("connections").await;
+    browser
+        .click(&format!("a[href='/t/listed/connections/{connection}']"))
+        .await;
+    browser
+        .wait_for_url(&format!("/t/listed/connections/{connection}"))
+        .await;
+    browser.wait_for_text("Refresh status").await;
+    browser.shot("connection").await;
+
+    browser.click("#refresh").await;
+    browser
+        .wait_for_text("Finch reports this connection as active.")
+        .await;
+    assert_eq!(
+        browser.texts("p.flash.ok").await,
+        ["Finch reports this connection as active."],
+        "the flash names the status"
+    );
+    browser.shot("refreshed").await;
+
+    // And back to the list, by the link on the connection's page.
+    browser.click("p.status a").await;
+    browser.wait_for_text("Connected since").await;
+    assert!(browser.url().await.ends_with("/t/listed/"));
+    browser.close().await;
     app.stop().await;
 }
