@@ -379,7 +379,7 @@ fn matrix() -> Vec<Row> {
 }
 
 /// The `(METHOD, path)` pairs registered in `src/routes/mod.rs`, read from its source.
-fn routes_in_the_route_table() -> BTreeSet<(String, String)> {
+pub(crate) fn routes_in_the_route_table() -> BTreeSet<(String, String)> {
     let source = include_str!("../../src/routes/mod.rs");
     let text: String = source.split_whitespace().collect();
     text.split(".route(\"")

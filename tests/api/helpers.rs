@@ -466,7 +466,8 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn html_unescape(s: &str) -> String {
+/// Undoes the escaping askama applies to text and attribute values.
+pub fn html_unescape(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(i) = rest.find("&#") {

@@ -18,6 +18,7 @@ mod helpers;
 mod isolation;
 mod keys;
 mod migrations;
+mod navigation;
 mod ops;
 mod sandbox;
 mod sessions;

@@ -2,6 +2,10 @@
 //! fantoccini) against the real server and the Finch emulator on loopback ports. Each scenario
 //! saves screenshots under `target/e2e/`.
 //!
+//! The browsers move as people do: each opens `/login` (or a message with a setup link in it) and
+//! reaches every other page by clicking a link or a button, Finch Connect included (finchgate's
+//! button sends the browser there). [`browser::Browser`] refuses any other typed address.
+//!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them); without
 //! them these tests fail, they do not skip. Scenarios run one at a time (a browser is two
 //! processes and the machine may have two cores).
@@ -18,218 +22,23 @@
 )]
 mod helpers;
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod browser;
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use finchgate::sandbox::{Endpoint, Fault, FaultKind, SandboxApp};
-use hyper_util::client::legacy::connect::HttpConnector;
 use secrecy::SecretString;
-use tokio::process::{Child, Command};
 
-use helpers::{TestApp, spawn_app_with_vault};
+use browser::{Browser, Driver};
+use helpers::{TestApp, connection_id_from, spawn_app_with_vault};
 
 /// One scenario at a time.
 static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A chromedriver process of this test; dropping it kills chromedriver and every browser it
-/// started (a failed test never closes its session, and Chromium outlives a killed chromedriver).
-struct Driver {
-    url: String,
-    /// In each browser's `--user-data-dir`, so its processes can be found.
-    tag: String,
-    _process: Child,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("pkill")
-            .args(["-f", &self.tag])
-            .status();
-        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(&self.tag) {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-    }
-}
-
-impl Driver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let process = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect(
-                "chromedriver runs (install the Debian packages chromium and chromium-driver; \
-                 .ci/run does)",
-            );
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self {
-                    url: format!("http://127.0.0.1:{port}"),
-                    tag: format!("finchgate-e2e-{}", uuid::Uuid::new_v4().simple()),
-                    _process: process,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not start listening on port {port}");
-    }
-
-    /// A new browser (its own profile: its own cookies).
-    async fn browser(&self, name: &'static str) -> Browser {
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    format!(
-                        "--user-data-dir={}/{}-{}",
-                        std::env::temp_dir().display(),
-                        self.tag,
-                        uuid::Uuid::new_v4().simple()
-                    ),
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1280,1000",
-                ],
-            }),
-        );
-        // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .expect("chromedriver opens a Chromium session (is the chromium package installed?)");
-        Browser {
-            client,
-            name,
-            shots: std::cell::Cell::new(0),
-        }
-    }
-}
-
-/// A browser of one scenario.
-struct Browser {
-    client: Client,
-    name: &'static str,
-    shots: std::cell::Cell<u32>,
-}
-
-impl Browser {
-    async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
-
-    async fn fill(&self, css: &str, text: &str) {
-        let field = self.client.find(Locator::Css(css)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(text).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
-            .await
-            .unwrap();
-    }
-
-    async fn page(&self) -> String {
-        self.client.source().await.unwrap()
-    }
-
-    async fn url(&self) -> String {
-        self.client.current_url().await.unwrap().to_string()
-    }
-
-    /// Waits (up to 15 s) until the page shows `text`.
-    async fn wait_for_text(&self, text: &str) {
-        for _ in 0..150 {
-            if self.page().await.contains(text) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let page = self.page().await;
-        self.shot("timeout").await;
-        panic!(
-            "{}: waited for {text:?} on {}: {page}",
-            self.name,
-            self.url().await
-        );
-    }
-
-    /// Waits (up to 15 s) until the address contains `part`.
-    async fn wait_for_url(&self, part: &str) {
-        for _ in 0..150 {
-            if self.url().await.contains(part) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.shot("timeout").await;
-        panic!(
-            "{}: waited for an address with {part:?}, at {}",
-            self.name,
-            self.url().await
-        );
-    }
-
-    /// Saves a screenshot as `target/e2e/{scenario}-{n}-{step}.png`.
-    async fn shot(&self, step: &str) {
-        self.shots.set(self.shots.get() + 1);
-        let png = self.client.screenshot().await.unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(format!("{}-{:02}-{step}.png", self.name, self.shots.get())),
-            png,
-        )
-        .unwrap();
-    }
-
-    async fn sign_in(&self, app: &TestApp, email: &str, password: &str) {
-        self.goto(&format!("{}/login", app.address)).await;
-        self.fill("#email", email).await;
-        self.fill("#password", password).await;
-        self.shot("sign-in").await;
-        self.click("form[action='/login'] button[type=submit]")
-            .await;
-        self.wait_for_text("Sign out").await;
-    }
-
-    async fn close(self) {
-        self.client.close().await.unwrap();
-    }
-}
-
 /// A tenant with credentials and its callback whitelisted, its admin signed in in `browser`.
 async fn connected_tenant_admin(app: &TestApp, driver: &Driver, scenario: &'static str) -> Browser {
     let setup = app.setup_connect(scenario).await;
-    let browser = driver.browser(scenario).await;
+    let browser = driver.browser(scenario, app).await;
     browser
         .sign_in(
-            app,
             &format!("admin@{}.test", setup.slug),
             &admin_password(app, &setup.slug).await,
         )
@@ -256,11 +65,11 @@ async fn admin_password(app: &TestApp, slug: &str) -> String {
     password
 }
 
-/// Opens the connect form and starts a redirect flow; the browser ends on Finch's authorize page.
-async fn start_redirect_flow(browser: &Browser, app: &TestApp, slug: &str) {
-    browser
-        .goto(&format!("{}/t/{slug}/connect", app.address))
-        .await;
+/// Opens the connect form from the menu and starts a redirect flow; the browser ends on Finch's
+/// authorize page.
+async fn start_redirect_flow(browser: &Browser, app: &TestApp) {
+    browser.click_link("Connect").await;
+    browser.wait_for_text("id=\"connect-form\"").await;
     browser.click("#flow-redirect").await;
     browser.shot("connect-form").await;
     browser.click("#start-connect").await;
@@ -281,38 +90,42 @@ async fn an_operator_sets_up_a_tenant_whose_admin_configures_finch() {
     let (app, _vault) = spawn_app_with_vault().await;
     let driver = Driver::start().await;
     let operator = app.create_user("ops@platform.test", None).await;
-    let ops = driver.browser("setup-operator").await;
-    ops.sign_in(&app, &operator.email, &operator.password).await;
+    let ops = driver.browser("setup-operator", &app).await;
+    ops.sign_in(&operator.email, &operator.password).await;
 
     // The operator creates the tenant and invites its first admin.
-    ops.goto(&format!("{}/ops/tenants", app.address)).await;
+    ops.click_link("Tenants").await;
+    ops.wait_for_url("/ops/tenants").await;
     ops.fill("#slug", "globex").await;
     ops.fill("#name", "Globex Corporation").await;
     ops.shot("create-tenant").await;
     ops.click("form[action='/ops/tenants'] button[type=submit]")
         .await;
     ops.wait_for_text("Globex Corporation").await;
-    ops.goto(&format!("{}/ops/tenants/globex", app.address))
-        .await;
+    // Creating it shows its page; the operator finds it again from the list of tenants.
+    ops.click_link("Tenants").await;
+    ops.wait_for_text("<h1>Tenants</h1>").await;
+    ops.click("a[href='/ops/tenants/globex']").await;
+    ops.wait_for_url("/ops/tenants/globex").await;
     ops.fill("#email", "hank@globex.test").await;
     ops.click("form[action='/ops/tenants/globex/invite'] button[type=submit]")
         .await;
     ops.wait_for_text("setup-link").await;
     ops.shot("setup-link").await;
     let link = ops
-        .client
-        .find(Locator::Css("#setup-link"))
+        .value("#setup-link")
         .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
         .expect("the setup link is shown");
     assert!(link.contains("/invite/"), "{link}");
 
-    // The admin opens the link in their own browser and sets a password.
-    let admin = driver.browser("setup-admin").await;
-    admin.goto(&link).await;
+    // The operator sends the link; the admin clicks it in the message, in their own browser, and
+    // sets a password.
+    let admin = driver.browser("setup-admin", &app).await;
+    admin
+        .open_message("Your finchgate setup link, from the operators:", &link)
+        .await;
+    admin.click("#message-link").await;
+    admin.wait_for_url("/invite/").await;
     admin
         .fill("#password", "correct horse battery staple 7")
         .await;
@@ -329,9 +142,8 @@ async fn an_operator_sets_up_a_tenant_whose_admin_configures_finch() {
         client_id: "globex-client".to_owned(),
         client_secret: SecretString::from(secret.to_owned()),
     });
-    admin
-        .goto(&format!("{}/t/globex/settings", app.address))
-        .await;
+    admin.click_link("Settings").await;
+    admin.wait_for_url("/t/globex/settings").await;
     admin.fill("#client_id", "globex-client").await;
     admin.fill("#client_secret", secret).await;
     admin.shot("credentials").await;
@@ -369,7 +181,7 @@ async fn an_admin_connects_through_the_redirect_flow_then_refreshes_reconnects_a
     let driver = Driver::start().await;
     let browser = connected_tenant_admin(&app, &driver, "redirect").await;
 
-    start_redirect_flow(&browser, &app, "redirect").await;
+    start_redirect_flow(&browser, &app).await;
     browser.click("#approve").await;
     browser.wait_for_url("/connections/").await;
     browser.wait_for_text("active").await;
@@ -388,13 +200,8 @@ async fn an_admin_connects_through_the_redirect_flow_then_refreshes_reconnects_a
 
     // Reconnect through the redirect flow.
     browser
-        .client
-        .find(Locator::Css("select[name=redirect_uri_id]"))
-        .await
-        .unwrap()
-        .select_by_index(1)
-        .await
-        .unwrap();
+        .select_index("select[name=redirect_uri_id]", 1)
+        .await;
     browser.click("#reconnect").await;
     browser
         .wait_for_text("Reconnect your payroll provider")
@@ -422,20 +229,18 @@ async fn an_admin_connects_through_the_embedded_flow() {
     let driver = Driver::start().await;
     let browser = connected_tenant_admin(&app, &driver, "embedded").await;
 
-    browser
-        .goto(&format!("{}/t/embedded/connect", app.address))
-        .await;
+    browser.click_link("Connect").await;
+    browser.wait_for_text("id=\"connect-form\"").await;
     browser.click("#flow-embedded").await;
     browser.click("#start-connect").await;
     browser.wait_for_text("embedded-connect").await;
     // Connect opens in an iframe served by the emulator (Finch's origin).
     browser.wait_for_text("<iframe").await;
-    let frame = browser.client.find(Locator::Css("iframe")).await.unwrap();
     browser.shot("embedded-connect").await;
-    frame.enter_frame().await.unwrap();
+    browser.enter_frame("iframe").await;
     browser.wait_for_text("Connect your payroll provider").await;
     browser.click("#approve").await;
-    browser.client.enter_parent_frame().await.unwrap();
+    browser.leave_frame().await;
     browser.wait_for_url("/connections/").await;
     browser.wait_for_text("active").await;
     browser.shot("connected").await;
@@ -453,7 +258,7 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
     let browser = connected_tenant_admin(&app, &driver, "failures").await;
 
     // The payroll administrator denies access at Finch.
-    start_redirect_flow(&browser, &app, "failures").await;
+    start_redirect_flow(&browser, &app).await;
     browser.click("#deny").await;
     browser.wait_for_text("The connection was cancelled").await;
     browser
@@ -469,7 +274,7 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
         })
         .on(Endpoint::AuthToken),
     );
-    start_redirect_flow(&browser, &app, "failures").await;
+    start_redirect_flow(&browser, &app).await;
     browser.click("#approve").await;
     browser.wait_for_text("Finch had a problem").await;
     browser.wait_for_text("Try again later").await;
@@ -479,29 +284,20 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
 
     // An operator finds both failures in the console, filters, opens one and resolves it.
     let operator = app.create_user("ops@platform.test", None).await;
-    let ops = driver.browser("failures-operator").await;
-    ops.sign_in(&app, &operator.email, &operator.password).await;
-    ops.goto(&format!("{}/ops/exchanges", app.address)).await;
+    let ops = driver.browser("failures-operator", &app).await;
+    ops.sign_in(&operator.email, &operator.password).await;
+    ops.click_link("Exchanges").await;
     ops.wait_for_text("user_denied").await;
     ops.wait_for_text("finch_server_error").await;
     ops.shot("console").await;
     ops.fill("input[name=tenant]", "failures").await;
-    ops.client
-        .find(Locator::Css("select[name=category]"))
-        .await
-        .unwrap()
-        .select_by_value("finch_server_error")
-        .await
-        .unwrap();
+    ops.select_value("select[name=category]", "finch_server_error")
+        .await;
     ops.click("form.filters button[type=submit]").await;
     ops.wait_for_url("category=finch_server_error").await;
-    let rows = ops
-        .client
-        .find_all(Locator::Css("table.ledger tbody tr"))
-        .await
-        .unwrap();
+    let rows = ops.texts("table.ledger tbody tr").await;
     assert_eq!(rows.len(), 1, "only the failed exchange matches");
-    assert!(rows[0].text().await.unwrap().contains("finch_server_error"));
+    assert!(rows[0].contains("finch_server_error"));
     ops.shot("console-filtered").await;
     ops.click("table.ledger tbody tr td a").await;
     ops.wait_for_text("Finch had a problem").await;
@@ -528,5 +324,54 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].review_state, "resolved");
     ops.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_opens_a_connection_from_the_list_and_refreshes_it() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    // A connection made earlier (through the emulator, outside this browser).
+    let setup = app.setup_connect("listed").await;
+    let url = app.redirect_callback_url(&app.client, &setup).await;
+    let done = app.client.get(url.as_str()).send().await.unwrap();
+    assert_eq!(done.status(), 303, "the flow completes");
+    let connection = connection_id_from(done.headers()["location"].to_str().unwrap());
+
+    let browser = driver.browser("listed", &app).await;
+    browser
+        .sign_in(
+            "admin@listed.test",
+            &admin_password(&app, &setup.slug).await,
+        )
+        .await;
+    browser.wait_for_text("gusto").await;
+    browser.shot("connections").await;
+    browser
+        .click(&format!("a[href='/t/listed/connections/{connection}']"))
+        .await;
+    browser
+        .wait_for_url(&format!("/t/listed/connections/{connection}"))
+        .await;
+    browser.wait_for_text("Refresh status").await;
+    browser.shot("connection").await;
+
+    browser.click("#refresh").await;
+    browser
+        .wait_for_text("Finch reports this connection as active.")
+        .await;
+    assert_eq!(
+        browser.texts("p.flash.ok").await,
+        ["Finch reports this connection as active."],
+        "the flash names the status"
+    );
+    browser.shot("refreshed").await;
+
+    // And back to the list, by the link on the connection's page.
+    browser.click("p.status a").await;
+    browser.wait_for_text("Connected since").await;
+    assert!(browser.url().await.ends_with("/t/listed/"));
+    browser.close().await;
     app.stop().await;
 }
