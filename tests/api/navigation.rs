@@ -49,6 +49,10 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
         "Finch Connect sends the browser there",
     ),
     (
+        "/t/{slug}/finch/confirm",
+        "the callback's redirect when Finch Connect came back without a state (issue 13, defect 5)",
+    ),
+    (
         "/t/{slug}/flows/{id}",
         "the callback's redirect while an exchange is still in progress; it moves on by itself",
     ),
