@@ -57,6 +57,88 @@ pub struct Settings {
     /// Key material for signing session cookies (at least 64 bytes).
     pub session_secret: SecretBox<Vec<u8>>,
     pub finch: FinchSettings,
+    pub limits: Limits,
+    pub retention: Retention,
+}
+
+/// Caps on what one admin, or one tenant, may start (issue 13, defect 9): each started flow
+/// creates a Finch Connect session with the tenant's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Unfinished (pending) flows one admin may have (`FINCHGATE_PENDING_FLOWS_PER_ADMIN`).
+    pub pending_flows_per_admin: i64,
+    /// Unfinished (pending) flows one tenant may have (`FINCHGATE_PENDING_FLOWS_PER_TENANT`).
+    pub pending_flows_per_tenant: i64,
+}
+
+impl Limits {
+    /// The window the start and test rates are counted in.
+    pub const WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+    /// "Test credentials" per tenant and window (each asks Finch for a session).
+    pub const CREDENTIAL_TESTS_PER_TENANT: i32 = 10;
+
+    /// Flows one admin may start per window: three times as many as may be open at once.
+    pub fn starts_per_admin(self) -> i32 {
+        i32::try_from(self.pending_flows_per_admin.saturating_mul(3)).unwrap_or(i32::MAX)
+    }
+
+    /// Flows one tenant may start per window.
+    pub fn starts_per_tenant(self) -> i32 {
+        i32::try_from(self.pending_flows_per_tenant.saturating_mul(3)).unwrap_or(i32::MAX)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            pending_flows_per_admin: 10,
+            pending_flows_per_tenant: 100,
+        }
+    }
+}
+
+/// How long finished records are kept before the reaper deletes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `audit_events` (`FINCHGATE_AUDIT_RETENTION_DAYS`, default 400: a year and a review).
+    pub audit_events: chrono::Duration,
+    /// Finished `connect_flows` (`FINCHGATE_FLOW_RETENTION_DAYS`, default 90). Their ledger rows
+    /// stay (they lose the link to the flow and its timeline's first steps).
+    pub finished_flows: chrono::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            audit_events: chrono::Duration::days(400),
+            finished_flows: chrono::Duration::days(90),
+        }
+    }
+}
+
+/// Parses a whole number in `range` for `var`, or `default` when unset.
+fn parse_count(
+    var: &'static str,
+    raw: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(default);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                var,
+                format!(
+                    "expected a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 impl Settings {
@@ -279,6 +361,10 @@ pub struct RawServerSettings {
     pub session_secret: Option<String>,
     pub finch_api_url: Option<String>,
     pub finch_connect_url: Option<String>,
+    pub pending_flows_per_admin: Option<String>,
+    pub pending_flows_per_tenant: Option<String>,
+    pub audit_retention_days: Option<String>,
+    pub flow_retention_days: Option<String>,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -321,6 +407,37 @@ impl RawServerSettings {
                 .as_deref()
                 .unwrap_or(DEFAULT_FINCH_CONNECT_URL),
         )?;
+        let defaults = (Limits::default(), Retention::default());
+        let limits = Limits {
+            pending_flows_per_admin: parse_count(
+                "FINCHGATE_PENDING_FLOWS_PER_ADMIN",
+                self.pending_flows_per_admin.as_deref(),
+                defaults.0.pending_flows_per_admin,
+                1..=100_000,
+            )?,
+            pending_flows_per_tenant: parse_count(
+                "FINCHGATE_PENDING_FLOWS_PER_TENANT",
+                self.pending_flows_per_tenant.as_deref(),
+                defaults.0.pending_flows_per_tenant,
+                1..=1_000_000,
+            )?,
+        };
+        let days = |var, raw: &Option<String>, default: chrono::Duration| {
+            parse_count(var, raw.as_deref(), default.num_days(), 1..=36_500)
+                .map(chrono::Duration::days)
+        };
+        let retention = Retention {
+            audit_events: days(
+                "FINCHGATE_AUDIT_RETENTION_DAYS",
+                &self.audit_retention_days,
+                defaults.1.audit_events,
+            )?,
+            finished_flows: days(
+                "FINCHGATE_FLOW_RETENTION_DAYS",
+                &self.flow_retention_days,
+                defaults.1.finished_flows,
+            )?,
+        };
         Ok(Settings {
             database,
             bind,
@@ -328,6 +445,8 @@ impl RawServerSettings {
             keyring,
             session_secret,
             finch: FinchSettings::new(api_url, connect_url),
+            limits,
+            retention,
         })
     }
 }

@@ -25,6 +25,9 @@ pub enum AppError {
     Conflict(String),
     #[error("too many requests")]
     TooManyRequests,
+    /// A limit was reached; the message says which and what to do.
+    #[error("limited: {0}")]
+    Limited(String),
     /// The request (its body) did not arrive in time.
     #[error("request timed out")]
     TimedOut,
@@ -47,6 +50,7 @@ impl AppError {
             Self::Forbidden(m) => ("Not allowed", m.clone()),
             Self::Conflict(m) => ("This cannot be done right now", m.clone()),
             Self::TooManyRequests => ("Too many requests", "Please wait a minute and try again.".into()),
+            Self::Limited(m) => ("Too many at once", m.clone()),
             Self::TimedOut => ("The request took too long", "It did not arrive in time. Check your connection and try again.".into()),
             Self::Unavailable(m) => ("Temporarily unavailable", m.clone()),
             Self::Internal(_) => (
@@ -109,7 +113,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -74,6 +74,7 @@ impl Application {
         crate::connect::reaper::spawn(
             pool.clone(),
             overrides.clock.clone(),
+            state.settings.retention,
             std::time::Duration::from_secs(60),
         );
         let store = crate::auth::session_store::PgSessionStore::new(pool, overrides.clock);

@@ -112,6 +112,18 @@ pub struct ServerArgs {
     /// Finch Connect base URL [default: https://connect.tryfinch.com].
     #[arg(long, env = "FINCH_CONNECT_URL")]
     pub finch_connect_url: Option<String>,
+    /// Unfinished Connect flows one admin may have open [default: 10].
+    #[arg(long, env = "FINCHGATE_PENDING_FLOWS_PER_ADMIN")]
+    pub pending_flows_per_admin: Option<String>,
+    /// Unfinished Connect flows one tenant may have open [default: 100].
+    #[arg(long, env = "FINCHGATE_PENDING_FLOWS_PER_TENANT")]
+    pub pending_flows_per_tenant: Option<String>,
+    /// Days audit events are kept [default: 400].
+    #[arg(long, env = "FINCHGATE_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<String>,
+    /// Days finished Connect flows are kept (their ledger rows stay) [default: 90].
+    #[arg(long, env = "FINCHGATE_FLOW_RETENTION_DAYS")]
+    pub flow_retention_days: Option<String>,
 }
 
 impl ServerArgs {
@@ -125,6 +137,10 @@ impl ServerArgs {
             session_secret: self.session_secret.clone(),
             finch_api_url: self.finch_api_url.clone(),
             finch_connect_url: self.finch_connect_url.clone(),
+            pending_flows_per_admin: self.pending_flows_per_admin.clone(),
+            pending_flows_per_tenant: self.pending_flows_per_tenant.clone(),
+            audit_retention_days: self.audit_retention_days.clone(),
+            flow_retention_days: self.flow_retention_days.clone(),
         }
     }
 }

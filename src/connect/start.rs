@@ -4,9 +4,10 @@ use uuid::Uuid;
 
 use super::ledger::{self, FailedRow};
 use super::{Admin, FLOW_MINUTES, Version, open_credentials};
+use crate::config::Limits;
 use crate::credentials::Opened;
 use crate::db::models::flows::{self, Transition};
-use crate::db::models::redirect_uris;
+use crate::db::models::{rate_limits, redirect_uris};
 use crate::db::transaction;
 use crate::error::AppError;
 use crate::finch::client::{Answer, AppCredentials, FinchError};
@@ -127,10 +128,14 @@ pub async fn start(
         created_at: now,
         expires_at: now + chrono::Duration::minutes(i64::from(FLOW_MINUTES)),
     };
+    let limits = state.settings.limits;
     let flow = transaction(&mut conn, admin.scope(), async |conn| {
-        flows::insert(conn, &new).await
+        if let Some(refusal) = over_limits(conn, admin, limits, now).await? {
+            return Ok(Err(refusal));
+        }
+        flows::insert(conn, &new).await.map(Ok)
     })
-    .await?;
+    .await??;
 
     let redirect = redirect_uri.map(|u| u.uri);
     match create_session(state, &credentials, &request, redirect.clone()).await {
@@ -180,6 +185,56 @@ pub async fn start(
             Ok(Started::Failed { attempt_id })
         }
     }
+}
+
+/// Why a start is refused before anything is asked of Finch, when it is (issue 13, defect 9):
+/// too many unfinished flows of this admin or tenant, or too many started in the window. Holds
+/// the tenant's start lock until the transaction ends, so concurrent starts are counted one by
+/// one.
+async fn over_limits(
+    conn: &mut diesel_async::AsyncPgConnection,
+    admin: Admin,
+    limits: Limits,
+    now: chrono::DateTime<chrono::Utc>,
+) -> diesel::QueryResult<Option<AppError>> {
+    let (tenant_id, user_id) = (admin.tenant_id, admin.user_id);
+    flows::lock_starts(conn, tenant_id).await?;
+    let (mine, tenant) = flows::count_open(conn, tenant_id, user_id, now).await?;
+    let minutes = i64::from(FLOW_MINUTES);
+    if mine >= limits.pending_flows_per_admin {
+        return Ok(Some(AppError::Limited(format!(
+            "You have {mine} connection attempts open. Finish one in Finch Connect, or wait until \
+             they expire ({minutes} minutes after they were started), then start again."
+        ))));
+    }
+    if tenant >= limits.pending_flows_per_tenant {
+        return Ok(Some(AppError::Limited(format!(
+            "This workspace has {tenant} connection attempts open. Wait until some are finished \
+             or expire ({minutes} minutes after they were started), then start again."
+        ))));
+    }
+    let window = Limits::WINDOW.num_minutes();
+    for (key, limit, whose) in [
+        (
+            format!("connect-start:{user_id}"),
+            limits.starts_per_admin(),
+            "You have",
+        ),
+        (
+            format!("connect-start-tenant:{tenant_id}"),
+            limits.starts_per_tenant(),
+            "This workspace has",
+        ),
+    ] {
+        if rate_limits::is_blocked(conn, &key, now).await? {
+            return Ok(Some(AppError::Limited(format!(
+                "{whose} started {limit} connection attempts in the last {window} minutes. Wait \
+                 a few minutes, then start again."
+            ))));
+        }
+        rate_limits::hit(conn, &key, now, Limits::WINDOW, limit).await?;
+    }
+    Ok(None)
 }
 
 /// Asks Finch for a Connect session (a reauthentication session when reconnecting), with the

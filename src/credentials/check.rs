@@ -5,10 +5,11 @@
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::config::Limits;
 use crate::db::Scope;
 use crate::db::models::tenants::Tenant;
 use crate::db::models::users::ROLE_TENANT_ADMIN;
-use crate::db::models::{audit, credentials};
+use crate::db::models::{audit, credentials, rate_limits};
 use crate::domain::products;
 use crate::domain::sandbox::SandboxSetting;
 use crate::domain::text;
@@ -167,6 +168,8 @@ pub enum NotTested {
     NothingSaved,
     /// The tenant's default products are not a usable selection (the sentence says why).
     Products(String),
+    /// Tested [`Limits::CREDENTIAL_TESTS_PER_TENANT`] times in the window already.
+    TooOften,
 }
 
 /// "Test credentials" for `tenant`'s current credentials, by `user_id` from `ip`: asks Finch,
@@ -178,10 +181,22 @@ pub async fn run(
     ip: Option<String>,
 ) -> Result<Result<TestOutcome, NotTested>, AppError> {
     let tenant_id = tenant.id;
+    let now = state.clock.now();
+    // Each test asks Finch for a session with the tenant's credentials: counted per tenant.
+    let key = format!("credentials-test:{tenant_id}");
+    let (limit, window) = (Limits::CREDENTIAL_TESTS_PER_TENANT, Limits::WINDOW);
     let current = crate::db::run(&state.db, Scope::Tenant(tenant_id), async |conn| {
-        credentials::current(conn, tenant_id).await
+        if rate_limits::is_blocked(conn, &key, now).await? {
+            return Ok(Err(NotTested::TooOften));
+        }
+        rate_limits::hit(conn, &key, now, window, limit).await?;
+        credentials::current(conn, tenant_id).await.map(Ok)
     })
     .await?;
+    let current = match current {
+        Ok(current) => current,
+        Err(not_tested) => return Ok(Err(not_tested)),
+    };
     // No connection is held while Finch is asked.
     let Some(current) = current else {
         return Ok(Err(NotTested::NothingSaved));

@@ -799,9 +799,10 @@ async fn t17_the_reaper_marks_an_abandoned_exchange_as_unknown_outcome_without_e
     .execute(&mut superuser)
     .await
     .unwrap();
-    let reaped = finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now())
-        .await
-        .unwrap();
+    let reaped =
+        finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now(), &Default::default())
+            .await
+            .unwrap();
     assert_eq!(reaped.unknown_outcome, 1);
     assert_eq!(flow_status(&app).await, ["unknown_outcome"]);
     assert_eq!(

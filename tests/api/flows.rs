@@ -87,7 +87,7 @@ async fn defect_1_a_flow_exchanges_with_the_credentials_it_started_with_after_ne
         "the ledger names the version used"
     );
     // No pending flow uses version 1 any more: the next housekeeping pass erases it.
-    finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now())
+    finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now(), &Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -235,5 +235,64 @@ async fn defect_5_a_callback_without_state_changes_nothing_until_the_admin_confi
         .unwrap();
     assert_eq!(again.status(), 400);
     assert_eq!(token_calls(&app), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn defect_9_pending_flows_and_credential_tests_are_capped_with_a_clear_page() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let mut refused = Vec::new();
+    for _ in 0..40 {
+        let response = app.start_connect(&app.client, &setup, false).await;
+        match response.status().as_u16() {
+            303 => {}
+            429 => refused.push(response.text().await.unwrap()),
+            other => panic!("starting a flow answered {other}"),
+        }
+    }
+    let sessions = app.sandbox.count("POST", "/connect/sessions");
+    let pending = count(
+        &app.db,
+        "SELECT count(*) AS n FROM connect_flows WHERE status = 'pending'",
+    )
+    .await;
+    // The default cap: 10 open attempts per admin (FINCHGATE_PENDING_FLOWS_PER_ADMIN).
+    assert_eq!(
+        (pending, sessions),
+        (10, 10),
+        "one Finch session per admitted flow"
+    );
+    assert_eq!(refused.len(), 30);
+    assert!(
+        refused[0].contains("10 connection attempts open"),
+        "the page says why and what to do: {}",
+        refused[0]
+    );
+
+    // "Test credentials" asks Finch at most 10 times per 10 minutes per tenant.
+    let mut flashes = Vec::new();
+    for _ in 0..15 {
+        let csrf = app.csrf_of(&app.client, "/t/acme/settings").await;
+        let response = app
+            .client
+            .post(format!("{}/t/acme/settings/finch/test", app.address))
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        flashes.push(app.get("/t/acme/settings").await.text().await.unwrap());
+    }
+    assert_eq!(
+        app.sandbox.count("POST", "/connect/sessions"),
+        sessions + 10
+    );
+    assert!(
+        flashes
+            .last()
+            .is_some_and(|page| page.contains("tested too often")),
+        "the settings page says to wait"
+    );
     app.stop().await;
 }

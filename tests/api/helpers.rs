@@ -247,6 +247,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("keyring"),
         session_secret: SecretBox::new(Box::new(random_bytes::<64>().to_vec())),
         finch: FinchSettings::new(sandbox.base_url(), sandbox.base_url()),
+        limits: Default::default(),
+        retention: Default::default(),
     };
     let mut settings = settings;
     adjust(&mut settings);

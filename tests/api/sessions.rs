@@ -214,3 +214,60 @@ async fn defect_6_anonymous_visitors_leave_no_rows_and_throttled_sign_ins_one_ev
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn records_past_their_retention_are_deleted_by_the_reaper_and_younger_ones_stay() {
+    use diesel_async::RunQueryDsl as _;
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.start_connect(&app.client, &setup, false).await.status(),
+            303
+        );
+    }
+    let mut superuser = app.db.connect().await;
+    for sql in [
+        // One flow finished long ago, one yesterday.
+        "UPDATE connect_flows SET status = 'expired', finished_at = now() - interval '91 days'
+          WHERE id = (SELECT id FROM connect_flows ORDER BY created_at LIMIT 1)",
+        "UPDATE connect_flows SET status = 'expired', finished_at = now() - interval '1 day'
+          WHERE status = 'pending'",
+        "INSERT INTO audit_events (occurred_at, actor_kind, action)
+          VALUES (now() - interval '401 days', 'system', 'old.event'),
+                 (now() - interval '399 days', 'system', 'kept.event')",
+        "INSERT INTO rate_limits (key, window_start, hits)
+          VALUES ('spent', now() - interval '2 days', 3), ('current', now(), 1)",
+    ] {
+        diesel::sql_query(sql)
+            .execute(&mut superuser)
+            .await
+            .unwrap();
+    }
+    let reaped =
+        finchgate::connect::reaper::reap(&app.pool, chrono::Utc::now(), &Default::default())
+            .await
+            .unwrap();
+    assert_eq!(reaped.retention_deleted, 3, "{reaped:?}");
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM connect_flows").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM audit_events WHERE action IN ('old.event', 'kept.event')"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM rate_limits WHERE key IN ('spent', 'current')"
+        )
+        .await,
+        1
+    );
+    app.stop().await;
+}

@@ -388,6 +388,7 @@ async fn two_thousand_callbacks_survive_injected_faults_and_a_database_restart()
     let reaped = finchgate::connect::reaper::reap(
         &instance.pool,
         Utc::now() + finchgate::connect::reaper::EXCHANGE_DEADLINE + chrono::Duration::minutes(1),
+        &Default::default(),
     )
     .await
     .expect("a reaper pass");

@@ -77,6 +77,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
                 })?,
         )),
         finch: FinchSettings::new(sandbox_url.clone(), sandbox_url.clone()),
+        limits: Default::default(),
+        retention: Default::default(),
     };
 
     let apps = dev

@@ -90,3 +90,19 @@ pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) -> QueryResu
         .execute(conn)
         .await
 }
+
+/// Deletes events that occurred before `cutoff` (their retention ended), at most `batch`.
+pub async fn purge_before(
+    conn: &mut AsyncPgConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM audit_events WHERE id IN (
+            SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+    .bind::<diesel::sql_types::BigInt, _>(batch)
+    .execute(conn)
+    .await
+}

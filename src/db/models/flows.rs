@@ -253,6 +253,57 @@ pub async fn stuck_exchanging(
         .await
 }
 
+/// Serializes the starts of one tenant's flows until the transaction ends, so that counting the
+/// open flows and adding one cannot interleave (the caps of issue 13 hold under concurrency).
+pub async fn lock_starts(conn: &mut AsyncPgConnection, tenant_id: Uuid) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('connect-start:' || $1::text, 0))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant_id)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// A tenant's unexpired pending flows: of `user_id`, and of the whole tenant.
+pub async fn count_open(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<(i64, i64)> {
+    let open = connect_flows::table
+        .filter(connect_flows::tenant_id.eq(tenant_id))
+        .filter(connect_flows::status.eq("pending"))
+        .filter(connect_flows::expires_at.gt(now));
+    let mine = open
+        .filter(connect_flows::user_id.eq(user_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    let all = open.count().get_result(conn).await?;
+    Ok((mine, all))
+}
+
+/// Deletes finished flows (not pending, not exchanging) that finished before `cutoff`; their
+/// ledger rows stay, unlinked. At most `batch` per call. Returns how many.
+pub async fn purge_finished(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM connect_flows WHERE id IN (
+            SELECT id FROM connect_flows
+             WHERE finished_at < $1 AND status NOT IN ('pending', 'exchanging')
+             LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+    .bind::<diesel::sql_types::BigInt, _>(batch)
+    .execute(conn)
+    .await
+}
+
 pub async fn count_pending(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> QueryResult<i64> {
     connect_flows::table
         .filter(connect_flows::status.eq("pending"))

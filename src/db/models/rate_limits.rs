@@ -63,3 +63,21 @@ struct Hits {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     hits: i32,
 }
+
+/// Deletes counters whose window started before `cutoff` and that block nothing any more.
+pub async fn purge_spent(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(
+        rate_limits::table
+            .filter(rate_limits::window_start.lt(cutoff))
+            .filter(
+                rate_limits::blocked_until
+                    .is_null()
+                    .or(rate_limits::blocked_until.lt(cutoff)),
+            ),
+    )
+    .execute(conn)
+    .await
+}

@@ -33,6 +33,16 @@ pub async fn run(
             "error",
             format!("The default products need fixing before a test: {problem}"),
         )?,
+        Err(NotTested::TooOften) => flash(
+            &session,
+            "error",
+            format!(
+                "The credentials were tested too often: at most {} tests per {} minutes. \
+                 Wait a few minutes, then test again.",
+                crate::config::Limits::CREDENTIAL_TESTS_PER_TENANT,
+                crate::config::Limits::WINDOW.num_minutes()
+            ),
+        )?,
     }
     Ok(back_to_settings(&admin))
 }

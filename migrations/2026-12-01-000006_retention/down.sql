@@ -1,0 +1,1 @@
+DROP INDEX connect_flows_finished_idx;
