@@ -12,6 +12,7 @@ mod config;
 mod connect;
 mod console;
 mod finch_client;
+mod hardening;
 mod health;
 mod helpers;
 mod isolation;

@@ -1,0 +1,86 @@
+//! Regression tests for the defects an outside review found (issue 13): each is named after its
+//! defect, failed on 02489ba, and passes now (docs/security.md, "Defects found in review").
+
+use std::collections::BTreeSet;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// The Prometheus exposition, as a scraper on the metrics listener reads it.
+async fn scrape(app: &TestApp) -> String {
+    let response = app.metrics().await;
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// The values of `label` in the `http_*` series of an exposition.
+fn label_values(exposition: &str, label: &str) -> BTreeSet<String> {
+    let marker = format!("{label}=\"");
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("http_"))
+        .filter_map(|line| {
+            let start = line.find(&marker)? + marker.len();
+            let end = line[start..].find('"')? + start;
+            Some(line[start..end].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn defect_3_metrics_labels_are_bounded_and_metrics_are_not_public() {
+    let app = spawn_app().await;
+    // 200 requests, each with a method of its own 4,000 characters long, half of them to paths
+    // that match no route: before the fix, each made a series of its own.
+    for i in 0..200 {
+        let method =
+            reqwest::Method::from_bytes(format!("M{i:03}{}", "X".repeat(4_000)).as_bytes())
+                .unwrap();
+        let path = if i % 2 == 0 {
+            "/healthz".to_owned()
+        } else {
+            format!("/no/such/page-{i}")
+        };
+        let response = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let exposition = scrape(&app).await;
+    let methods = label_values(&exposition, "method");
+    let known: BTreeSet<String> = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert!(
+        methods.is_subset(&known),
+        "method labels outside the fixed set: {} of them, the longest {} characters",
+        methods.difference(&known).count(),
+        methods.iter().map(String::len).max().unwrap_or(0)
+    );
+    assert!(methods.contains("other"), "{methods:?}");
+    let routes = label_values(&exposition, "route");
+    assert!(routes.contains("unmatched"), "{routes:?}");
+    for route in &routes {
+        assert!(
+            route == "unmatched" || (route.starts_with('/') && route.len() <= 64),
+            "a route label that is not a pattern of the route table: {route:?}"
+        );
+        assert!(!route.contains("page-"), "{route}");
+    }
+    assert!(
+        exposition.len() < 4 * 1024 * 1024,
+        "the exposition is {} bytes",
+        exposition.len()
+    );
+
+    // The public listener does not serve metrics.
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), 404);
+    assert!(!public.text().await.unwrap().contains("http_requests_total"));
+    app.stop().await;
+}
