@@ -84,3 +84,49 @@ async fn defect_3_metrics_labels_are_bounded_and_metrics_are_not_public() {
     assert!(!public.text().await.unwrap().contains("http_requests_total"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn defect_7_a_date_out_of_range_is_a_400_naming_the_parameter_not_a_panic() {
+    let app = spawn_app().await;
+    let operator = app.create_user("operator@finchgate.test", None).await;
+    app.login(&operator).await;
+    for (query, param) in [
+        ("to=-262143-01-05", "to"),
+        ("view=trends&to=-262143-01-05", "to"),
+        ("from=%2B262142-01-01", "from"),
+        ("from=1999-12-31T23:00:00Z&view=groups", "from"),
+    ] {
+        for path in ["/ops/exchanges", "/ops/exchanges.csv"] {
+            let response = app.get(&format!("{path}?{query}")).await;
+            assert_eq!(response.status(), 400, "{path}?{query}");
+            let page = response.text().await.unwrap();
+            assert!(
+                page.contains(&format!("{param}=")) && page.contains("2000-01-01 to 2100-12-31"),
+                "{path}?{query}: {page}"
+            );
+        }
+    }
+    // The edges of the range, and a trend window at its end, work.
+    let response = app
+        .get("/ops/exchanges?view=trends&from=2000-01-01&to=2100-12-31")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.get("/ops/exchanges?view=trends&to=2100-12-31")
+            .await
+            .status(),
+        200
+    );
+    // A forged cursor far in the past is refused too (PostgreSQL cannot hold that time).
+    let cursor = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}",
+            i64::MIN / 2,
+            uuid::Uuid::nil().simple()
+        ))
+    };
+    let response = app.get(&format!("/ops/exchanges?cursor={cursor}")).await;
+    assert_eq!(response.status(), 400);
+    app.stop().await;
+}
