@@ -91,6 +91,8 @@ impl Application {
                     session_key.clone(),
                     https,
                 ))
+                // Before the session is loaded: a refused request touches nothing.
+                .wrap(from_fn(crate::web::input::refuse_control_characters))
                 .wrap(from_fn(crate::web::headers::security_headers))
                 .wrap(from_fn(access_log))
                 .wrap(TracingLogger::<FinchgateRootSpan>::new())

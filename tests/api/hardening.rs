@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, count, spawn_app};
 
 /// The Prometheus exposition, as a scraper on the metrics listener reads it.
 async fn scrape(app: &TestApp) -> String {
@@ -128,5 +128,98 @@ async fn defect_7_a_date_out_of_range_is_a_400_naming_the_parameter_not_a_panic(
     };
     let response = app.get(&format!("/ops/exchanges?cursor={cursor}")).await;
     assert_eq!(response.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn defect_8_a_nul_byte_is_a_400_naming_the_field_before_any_handler() {
+    let app = spawn_app().await;
+    let operator = app.create_user("operator@finchgate.test", None).await;
+
+    // Sign-in: not a 500 (PostgreSQL refuses 0x00 in text), not the generic 401 either.
+    let browser = app.new_browser();
+    let response = app.login_with(&browser, "a\0", "whatever-password").await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("“email”") && page.contains("NUL character"),
+        "{page}"
+    );
+    assert!(!page.contains("whatever-password"));
+
+    app.login(&operator).await;
+    for path in ["/ops/exchanges?q=%00", "/ops/exchanges?q=a%01b&status=all"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(response.text().await.unwrap().contains("“q”"), "{path}");
+    }
+    // The CSV is refused before it starts streaming: a page, not a file cut short.
+    let response = app.get("/ops/exchanges.csv?q=%00").await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("content-disposition").is_none());
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    // A review note may hold line breaks (a multi-line field), not a NUL.
+    let csrf = app.csrf_of(&app.client, "/ops/exchanges").await;
+    let response = app
+        .client
+        .post(format!("{}/ops/exchanges/resolve", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("note", "fixed\0"),
+            ("status", "all"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("“note”"));
+    let response = app
+        .client
+        .post(format!("{}/ops/exchanges/resolve", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("note", "rotated the secret\r\nand reconnected"),
+            ("status", "all"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+
+    // The embedded callback's JSON body: a JSON answer, as its script reads it.
+    let tenant = app.create_tenant("acme").await;
+    let admin = app.create_user("admin@acme.test", Some(tenant)).await;
+    let admin_browser = app.new_browser();
+    assert_eq!(
+        app.login_with(&admin_browser, &admin.email, &admin.password)
+            .await
+            .status(),
+        303
+    );
+    let csrf = app.csrf_of(&admin_browser, "/t/acme/connect").await;
+    let response = admin_browser
+        .post(format!("{}/t/acme/finch/callback", app.address))
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({
+            "error": "access_denied",
+            "error_description": "denied\u{0}",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("“error_description”"), "{message}");
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM exchange_attempts").await,
+        0
+    );
     app.stop().await;
 }
