@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{TestApp, count, spawn_app};
+use diesel_async::RunQueryDsl as _;
+use finchgate::db::{Scope, transaction};
+
+use crate::helpers::{TestApp, TestDatabase, count, random_master_keys, spawn_app};
 
 /// The Prometheus exposition, as a scraper on the metrics listener reads it.
 async fn scrape(app: &TestApp) -> String {
@@ -222,4 +225,80 @@ async fn defect_8_a_nul_byte_is_a_400_naming_the_field_before_any_handler() {
         0
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn defect_10_keys_status_writes_nothing_and_names_a_new_configured_key() {
+    let db = TestDatabase::migrated().await;
+    let url = secrecy::ExposeSecret::expose_secret(&db.url).to_owned();
+    let k1 = random_master_keys("k1");
+    let k2 = random_master_keys("k2");
+    // k1 is known to the database (a server ran with it); k2 was just appended.
+    let pool = finchgate::db::pool(&finchgate::config::DatabaseSettings {
+        url: db.url.clone(),
+        max_connections: 2,
+    })
+    .unwrap();
+    let vault =
+        finchgate::vault::Vault::new(finchgate::config::parse_keyring(Some(&k1), None).unwrap());
+    let mut conn = pool.get().await.unwrap();
+    transaction(&mut conn, Scope::System, async |conn| {
+        finchgate::keys::register_and_check(conn, &vault).await
+    })
+    .await
+    .unwrap();
+    drop(conn);
+    let snapshot = async || {
+        let mut conn = db.connect().await;
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT coalesce(string_agg(k::text, ';' ORDER BY k.kek_id), '') || '|' ||
+                    (SELECT count(*) FROM audit_events)::text || '|' ||
+                    (SELECT count(*) FROM keyring_wraps)::text AS text
+               FROM keyring k",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap();
+        rows
+    };
+    let before = snapshot().await;
+
+    let out = crate::keys::run(
+        &["keys", "status"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("FINCHGATE_MASTER_KEYS", &format!("{k1},{k2}")),
+        ],
+    );
+    assert_eq!(out.code, 0, "{:?}", out.stderr);
+    assert_eq!(
+        snapshot().await,
+        before,
+        "keys status wrote to the database"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM keyring WHERE kek_id = 'k2'").await,
+        0
+    );
+    assert!(
+        out.stdout.contains(
+            "Key \"k2\": configured, not yet registered (registered at the next start of `serve`)."
+        ),
+        "{}",
+        out.stdout
+    );
+    let k2_line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("k2 "))
+        .unwrap_or_else(|| panic!("no line for k2 in\n{}", out.stdout));
+    assert!(
+        k2_line.split_whitespace().nth(1) == Some("yes"),
+        "{k2_line}"
+    );
 }
