@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use diesel_async::RunQueryDsl as _;
 use finchgate::db::{Scope, transaction};
 
-use crate::helpers::{TestApp, TestDatabase, count, random_master_keys, spawn_app};
+use crate::helpers::{TestApp, TestDatabase, count, random_master_keys, spawn_app, spawn_app_with};
 
 /// The Prometheus exposition, as a scraper on the metrics listener reads it.
 async fn scrape(app: &TestApp) -> String {
@@ -301,4 +301,172 @@ async fn defect_10_keys_status_writes_nothing_and_names_a_new_configured_key() {
         k2_line.split_whitespace().nth(1) == Some("yes"),
         "{k2_line}"
     );
+}
+
+/// A browser that keeps its session cookie by hand, as reqwest's jar does not send a `Secure`
+/// cookie over the tests' plain http (finchgate's public URL is https in this test).
+struct HandJar {
+    address: String,
+    client: reqwest::Client,
+    cookie: std::sync::Mutex<Option<String>>,
+}
+
+impl HandJar {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            address: app.address.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: std::sync::Mutex::new(None),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let cookie = self.cookie.lock().unwrap().clone();
+        let request = match cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        if let Some(set) = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("__Host-finchgate="))
+        {
+            let pair = set.split(';').next().unwrap().to_owned();
+            *self.cookie.lock().unwrap() = Some(pair);
+        }
+        response
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(self.client.get(format!("{}{path}", self.address)))
+            .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .form(form),
+        )
+        .await
+    }
+}
+
+/// The flash message of a page (`<p class="flash …" role="status">`).
+fn flash_of(page: &str) -> String {
+    let start = page.find("role=\"status\">").map_or(0, |i| i + 14);
+    let end = page[start..].find("</p>").map_or(start, |i| start + i);
+    page[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+}
+
+/// Adds `uri` to acme's whitelist with `post`, then returns the flash the settings page shows.
+async fn add_uri(
+    get: impl AsyncFn(&str) -> String,
+    post: impl AsyncFn(&str, &str) -> u16,
+    uri: &str,
+) -> String {
+    let status = post("/t/acme/settings/redirect-uris", uri).await;
+    assert_eq!(status, 303, "adding {uri}");
+    flash_of(&get("/t/acme/settings").await)
+}
+
+#[tokio::test]
+async fn defect_11_only_the_canonical_spelling_is_whitelisted_and_http_only_on_a_loopback_instance()
+{
+    // finchgate on a loopback public URL (development): plain http for loopback hosts, in their
+    // canonical spelling only.
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("acme").await;
+    let admin = app.create_user("admin@acme.test", Some(tenant)).await;
+    app.login(&admin).await;
+    let csrf = app.csrf_of(&app.client, "/t/acme/settings").await;
+    let get = async |path: &str| app.get(path).await.text().await.unwrap();
+    let post = async |path: &str, uri: &str| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .form(&[("csrf_token", csrf.as_str()), ("uri", uri)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for (spelling, canonical) in [
+        ("http://2130706433/cb", "http://127.0.0.1/cb"),
+        ("http://0x7f000001/cb", "http://127.0.0.1/cb"),
+        ("http://0177.0.0.1/cb", "http://127.0.0.1/cb"),
+        ("http://127.1/cb", "http://127.0.0.1/cb"),
+        ("http://LOCALHOST:9/cb", "http://localhost:9/cb"),
+        ("https://App.Example.com/cb", "https://app.example.com/cb"),
+    ] {
+        let flash = add_uri(&get, &post, spelling).await;
+        assert!(
+            flash.starts_with("The redirect URI was not added.") && flash.ends_with(canonical),
+            "{spelling}: {flash}"
+        );
+    }
+    let flash = add_uri(&get, &post, "http://127.0.0.1/cb").await;
+    assert_eq!(flash, "Added http://127.0.0.1/cb to the whitelist.");
+    let flash = add_uri(&get, &post, "http://localhost:9/cb").await;
+    assert_eq!(flash, "Added http://localhost:9/cb to the whitelist.");
+    let stored = count(
+        &app.db,
+        "SELECT count(*) AS n FROM redirect_uris WHERE uri NOT IN ('http://127.0.0.1/cb', 'http://localhost:9/cb')",
+    )
+    .await;
+    assert_eq!(stored, 0, "only the canonical spellings were stored");
+    app.stop().await;
+
+    // finchgate on https: no plain http at all, not even for localhost.
+    let app = spawn_app_with(|s| {
+        s.public_url = url::Url::parse("https://finchgate.example").unwrap();
+    })
+    .await;
+    let tenant = app.create_tenant("acme").await;
+    let admin = app.create_user("admin@acme.test", Some(tenant)).await;
+    let browser = HandJar::new(&app);
+    let csrf = crate::helpers::csrf_token_in(&browser.get("/login").await.text().await.unwrap());
+    let response = browser
+        .post(
+            "/login",
+            &[
+                ("email", admin.email.as_str()),
+                ("password", admin.password.as_str()),
+                ("csrf_token", csrf.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "signed in over the https settings");
+    let csrf =
+        crate::helpers::csrf_token_in(&browser.get("/t/acme/settings").await.text().await.unwrap());
+    let get = async |path: &str| browser.get(path).await.text().await.unwrap();
+    let post = async |path: &str, uri: &str| {
+        browser
+            .post(path, &[("csrf_token", csrf.as_str()), ("uri", uri)])
+            .await
+            .status()
+            .as_u16()
+    };
+    for uri in ["http://localhost:9/cb", "http://127.0.0.1:9/cb"] {
+        let flash = add_uri(&get, &post, uri).await;
+        assert!(
+            flash.starts_with("The redirect URI was not added.") && flash.contains("use https"),
+            "{uri}: {flash}"
+        );
+    }
+    let flash = add_uri(&get, &post, "https://app.example.com/cb").await;
+    assert_eq!(flash, "Added https://app.example.com/cb to the whitelist.");
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM redirect_uris").await,
+        1
+    );
+    app.stop().await;
 }
