@@ -51,6 +51,9 @@ impl LogFormat {
 pub struct Settings {
     pub database: DatabaseSettings,
     pub bind: SocketAddr,
+    /// Where `GET /metrics` is served (`FINCHGATE_METRICS_BIND`), apart from the public listener
+    /// (which answers 404 for it); `None`: metrics are not served at all.
+    pub metrics_bind: Option<SocketAddr>,
     /// The URL browsers use to reach finchgate (no trailing slash); https in production.
     pub public_url: Url,
     pub keyring: std::sync::Arc<Keyring>,
@@ -260,6 +263,33 @@ pub fn parse_bind(
     })
 }
 
+/// Parses a listen address that may be left unset (or empty): `None` then.
+pub fn parse_optional_bind(
+    var: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => parse_bind(var, Some(raw), raw).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Refuses a metrics address that is the public listener's own: metrics must stay off the
+/// public port.
+pub fn check_metrics_bind(metrics: SocketAddr, bind: SocketAddr) -> Result<(), ConfigError> {
+    let overlaps =
+        metrics.ip() == bind.ip() || metrics.ip().is_unspecified() || bind.ip().is_unspecified();
+    if metrics.port() != 0 && metrics.port() == bind.port() && overlaps {
+        return Err(ConfigError::new(
+            "FINCHGATE_METRICS_BIND",
+            format!(
+                "{metrics} is the address of FINCHGATE_BIND; metrics need a listener of their own (e.g. 127.0.0.1:9091)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a base URL; https is required unless the host is a loopback address (the sandbox).
 pub fn parse_base_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw.trim())
@@ -355,6 +385,7 @@ pub fn parse_keyring(
 pub struct RawServerSettings {
     pub database_url: Option<String>,
     pub bind: Option<String>,
+    pub metrics_bind: Option<String>,
     pub public_url: Option<String>,
     pub master_keys: Option<String>,
     pub active_key_id: Option<String>,
@@ -368,6 +399,8 @@ pub struct RawServerSettings {
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Where `finchgate demo` serves metrics (`serve` serves none unless `FINCHGATE_METRICS_BIND` is set).
+pub const DEFAULT_DEMO_METRICS_BIND: &str = "127.0.0.1:9091";
 pub const DEFAULT_FINCH_API_URL: &str = "https://api.tryfinch.com";
 pub const DEFAULT_FINCH_CONNECT_URL: &str = "https://connect.tryfinch.com";
 
@@ -376,6 +409,11 @@ impl RawServerSettings {
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let database = DatabaseSettings::parse(self.database_url.as_deref())?;
         let bind = parse_bind("FINCHGATE_BIND", self.bind.as_deref(), DEFAULT_BIND)?;
+        let metrics_bind =
+            parse_optional_bind("FINCHGATE_METRICS_BIND", self.metrics_bind.as_deref())?;
+        if let Some(metrics) = metrics_bind {
+            check_metrics_bind(metrics, bind)?;
+        }
         let public_url = match self
             .public_url
             .as_deref()
@@ -441,6 +479,7 @@ impl RawServerSettings {
         Ok(Settings {
             database,
             bind,
+            metrics_bind,
             public_url,
             keyring,
             session_secret,
@@ -492,6 +531,38 @@ mod tests {
     fn an_unknown_log_format_is_refused() {
         assert_eq!(LogFormat::parse(Some("json")).unwrap(), LogFormat::Json);
         assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn metrics_are_served_only_on_an_address_of_their_own_when_one_is_set() {
+        let raw = |metrics: Option<&str>| RawServerSettings {
+            database_url: Some("postgres://h/db".into()),
+            bind: Some("127.0.0.1:8080".into()),
+            metrics_bind: metrics.map(str::to_owned),
+            master_keys: Some(format!(
+                "k1:{}",
+                base64::engine::general_purpose::STANDARD.encode([1u8; 32])
+            )),
+            session_secret: Some(base64::engine::general_purpose::STANDARD.encode([2u8; 64])),
+            ..Default::default()
+        };
+        let unset = raw(None).validate().map(|s| s.metrics_bind);
+        assert_eq!(unset.ok(), Some(None), "not served unless set");
+        let empty = raw(Some(" ")).validate().map(|s| s.metrics_bind);
+        assert_eq!(empty.ok(), Some(None));
+        let set = raw(Some("127.0.0.1:9091"))
+            .validate()
+            .map(|s| s.metrics_bind);
+        assert_eq!(set.ok().flatten().map(|a| a.port()), Some(9091));
+        for (metrics, problem) in [
+            ("9091", "expected an address like 127.0.0.1:8080"),
+            ("127.0.0.1:8080", "is the address of FINCHGATE_BIND"),
+            ("0.0.0.0:8080", "is the address of FINCHGATE_BIND"),
+        ] {
+            let err = raw(Some(metrics)).validate().map(|_| ()).unwrap_err();
+            assert_eq!(err.var, "FINCHGATE_METRICS_BIND", "{metrics}");
+            assert!(err.problem.contains(problem), "{metrics}: {err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Wiring: build the state once, bind the listener (port 0 works), assemble the actix app.
+//! Wiring: build the state once, bind the listener (port 0 works), assemble the actix app; and,
+//! when `FINCHGATE_METRICS_BIND` is set, a second server on its own listener that serves only
+//! `/metrics`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -15,10 +17,11 @@ use crate::db::Pool;
 use crate::state::AppState;
 use crate::telemetry::{FinchgateRootSpan, access_log};
 
-/// A built, bound, not yet running finchgate server.
+/// A built, bound, not yet running finchgate server (and its metrics server, if configured).
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
 }
 
 /// What tests (and the demo) may swap in; production uses the defaults.
@@ -54,6 +57,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         // Installing the recorder now makes the first /metrics scrape complete.
         crate::telemetry::metrics_handle();
+        let metrics = settings.metrics_bind.map(metrics_server).transpose()?;
         let vault = Arc::new(crate::vault::Vault::new(settings.keyring.clone()));
         let finch = crate::finch::client::FinchClient::new(&settings.finch)?;
         let session_key =
@@ -88,6 +92,9 @@ impl Application {
                     session_key.clone(),
                     https,
                 ))
+                // Before the session is loaded: a refused request touches nothing.
+                .wrap(from_fn(crate::web::input::refuse_control_characters))
+                // Outside every reader of the body: no read waits past the deadline.
                 .wrap(from_fn(crate::web::deadline::body_deadline))
                 .wrap(from_fn(crate::web::headers::security_headers))
                 .wrap(from_fn(access_log))
@@ -99,21 +106,58 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// A handle to stop the server gracefully.
+    /// The port `/metrics` is served on, if `settings.metrics_bind` was set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    /// A handle to stop the server gracefully (the metrics server stops with it).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics.handle();
+        let server = async {
+            let result = self.server.await;
+            metrics_handle.stop(true).await;
+            result
+        };
+        let (result, metrics_result) = futures_util::future::join(server, metrics).await;
+        result.and(metrics_result)
     }
+}
+
+/// The metrics listener: `/metrics` and nothing else, one worker, no session, no state.
+fn metrics_server(bind: std::net::SocketAddr) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("FINCHGATE_METRICS_BIND: cannot listen on {bind}: {e}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(|| {
+        App::new()
+            .configure(crate::routes::configure_metrics)
+            .wrap(from_fn(crate::web::headers::security_headers))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }
 
 /// Name of the session cookie: `__Host-` prefixed (Secure, host-only, Path=/) under https.

@@ -3,12 +3,17 @@
 //! A callback URL carries an authorization code and a state in its query string, so nothing here
 //! ever records a query string, a header value or a body: only method, path, route, status, latency.
 //! Paths that carry a secret themselves (setup links, `/invite/{token}`) are logged redacted.
+//!
+//! Every metric label takes its value from a fixed set (a method name, a route pattern of the
+//! route table, a status number), never from the request as sent: HTTP accepts method tokens of
+//! any length, and a label per distinct value would let anyone grow the registry without bound.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage as _};
@@ -69,6 +74,23 @@ pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The method as it may be logged and labelled: one of the methods finchgate knows, else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The route label of a request that matched no route of the table.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// The root span of a request: method, path (never the query string), route, request id.
 pub struct FinchgateRootSpan;
 
@@ -77,7 +99,7 @@ impl RootSpanBuilder for FinchgateRootSpan {
         let request_id = request.extensions().get::<RequestId>().copied();
         tracing::info_span!(
             "http_request",
-            method = %request.method(),
+            method = method_label(request.method()),
             path = %loggable_path(request.path()),
             request_id = request_id.map(tracing::field::display),
             status = tracing::field::Empty,
@@ -110,7 +132,7 @@ pub async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let path = loggable_path(request.path()).into_owned();
     let request_id = request.extensions().get::<RequestId>().copied();
     let result = match request_id {
@@ -121,20 +143,21 @@ pub async fn access_log(
     let (status, route) = match &result {
         Ok(response) => (
             response.status().as_u16(),
+            // A pattern of the route table (a fixed set), never the path as sent.
             response
                 .request()
                 .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_owned()),
+                .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned()),
         ),
         Err(error) => (
             error.as_response_error().status_code().as_u16(),
-            "unmatched".to_owned(),
+            UNMATCHED_ROUTE.to_owned(),
         ),
     };
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    tracing::info!(target: "finchgate::access", %method, %path, %route, status, latency_ms, "request");
+    tracing::info!(target: "finchgate::access", method, %path, %route, status, latency_ms, "request");
     let labels = [
-        ("method", method.to_string()),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -199,5 +222,14 @@ mod tests {
         assert_eq!(loggable_path("/invite/x/y"), "/invite/{token}");
         assert_eq!(loggable_path("/ops/tenants/acme"), "/ops/tenants/acme");
         assert_eq!(loggable_path("/login"), "/login");
+    }
+
+    #[test]
+    fn an_unknown_or_long_method_is_labelled_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        let long = Method::from_bytes("X".repeat(60_000).as_bytes()).unwrap_or_default();
+        assert_eq!(method_label(&long), "other");
     }
 }

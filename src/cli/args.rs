@@ -94,6 +94,9 @@ pub struct ServerArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "FINCHGATE_BIND")]
     pub bind: Option<String>,
+    /// Address to serve GET /metrics on, apart from the public listener [default: not served].
+    #[arg(long, env = "FINCHGATE_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     /// The URL browsers use to reach finchgate, e.g. https://finchgate.example.com.
     #[arg(long, env = "FINCHGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -131,6 +134,7 @@ impl ServerArgs {
         RawServerSettings {
             database_url: self.database.database_url.clone(),
             bind: self.bind.clone(),
+            metrics_bind: self.metrics_bind.clone(),
             public_url: self.public_url.clone(),
             master_keys: self.master_keys.clone(),
             active_key_id: self.active_key_id.clone(),
@@ -153,6 +157,9 @@ pub struct DemoArgs {
     /// Address of the finchgate server.
     #[arg(long, env = "FINCHGATE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
+    /// Address to serve GET /metrics on (not on the public address).
+    #[arg(long, env = "FINCHGATE_METRICS_BIND", default_value = crate::config::DEFAULT_DEMO_METRICS_BIND)]
+    pub metrics_bind: String,
     /// Address of the in-process Finch sandbox emulator.
     #[arg(long, env = "FINCHGATE_SANDBOX_BIND", default_value = "127.0.0.1:8090")]
     pub sandbox_bind: String,

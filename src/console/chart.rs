@@ -15,21 +15,28 @@ const BOTTOM: f64 = 28.0;
 pub const MAX_BUCKETS: i64 = 400;
 
 /// The window and bucket width for a filter's time range: hourly up to three days, else daily.
+///
+/// The filter keeps times within 2000–2100 (`filter::EARLIEST..=LATEST`); the arithmetic here is
+/// checked all the same, so a time at the edge of what chrono represents cannot panic.
 pub fn window(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>, Bucket) {
+    let before = |t: DateTime<Utc>, d: TimeDelta| {
+        t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - TimeDelta::days(14));
-    let bucket = if to - from <= TimeDelta::days(3) {
+    let from = from.unwrap_or_else(|| before(to, TimeDelta::days(14)));
+    let bucket = if to.signed_duration_since(from) <= TimeDelta::days(3) {
         Bucket::Hour
     } else {
         Bucket::Day
     };
-    let step = step(bucket);
-    let earliest = to - step * i32::try_from(MAX_BUCKETS).unwrap_or(i32::MAX);
-    (from.max(earliest), to, bucket)
+    let span = step(bucket)
+        .checked_mul(i32::try_from(MAX_BUCKETS).unwrap_or(i32::MAX))
+        .unwrap_or(TimeDelta::MAX);
+    (from.max(before(to, span)), to, bucket)
 }
 
 fn step(bucket: Bucket) -> TimeDelta {
@@ -90,7 +97,10 @@ pub fn build(rows: &[TrendRow], from: DateTime<Utc>, to: DateTime<Utc>, bucket: 
     let mut t = start;
     while t < to && buckets.len() < MAX_BUCKETS as usize + 1 {
         buckets.push((t, 0, 0));
-        t += step;
+        match t.checked_add_signed(step) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     for row in rows {
         if let Some(b) = buckets.iter_mut().find(|b| b.0 == row.bucket) {
@@ -194,5 +204,29 @@ mod tests {
         assert_eq!(window(None, None, now).2, Bucket::Day);
         let (from, _, _) = window(Some(now - TimeDelta::days(5000)), None, now);
         assert!(now - from <= TimeDelta::days(MAX_BUCKETS));
+    }
+
+    #[test]
+    fn times_at_the_ends_of_what_chrono_represents_do_not_overflow() {
+        let (from, to, _) = window(None, Some(DateTime::<Utc>::MIN_UTC), Utc::now());
+        assert_eq!(
+            (from, to),
+            (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC)
+        );
+        let (from, to, bucket) = window(None, None, DateTime::<Utc>::MAX_UTC);
+        assert!(from < to);
+        let chart = build(&[], from, to, bucket);
+        assert!(
+            (14..=15).contains(&chart.bars.len()),
+            "{}",
+            chart.bars.len()
+        );
+        let chart = build(
+            &[],
+            DateTime::<Utc>::MAX_UTC - TimeDelta::hours(2),
+            DateTime::<Utc>::MAX_UTC,
+            Bucket::Day,
+        );
+        assert!(chart.bars.len() <= 1);
     }
 }

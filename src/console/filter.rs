@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Timelike as _, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -16,6 +16,18 @@ pub const MAX_TEXT: usize = 200;
 
 pub const ACTORS: &[&str] = &["end_user", "tenant_admin", "operator", "nobody"];
 pub const REVIEW_STATES: &[&str] = &["open", "acknowledged", "resolved"];
+
+/// The earliest time the console accepts: 2000-01-01T00:00:00Z.
+pub const EARLIEST: DateTime<Utc> = match DateTime::from_timestamp(946_684_800, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::UNIX_EPOCH,
+};
+/// The latest time the console accepts: 2101-01-01T00:00:00Z (so `to=2100-12-31`, which means
+/// the end of that day, is still in range).
+pub const LATEST: DateTime<Utc> = match DateTime::from_timestamp(4_133_980_800, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::UNIX_EPOCH,
+};
 
 /// The query string as sent: every field optional, empty means absent (forms send empty fields).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -98,8 +110,14 @@ pub enum FilterError {
     Provider(String),
     #[error("Unknown review state {0:?}: use open, acknowledged or resolved.")]
     Review(String),
-    #[error("Not a time {0:?}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or RFC 3339 (UTC unless stated).")]
-    Time(String),
+    #[error(
+        "Not a time: {param}={value:?}; use YYYY-MM-DD, YYYY-MM-DDTHH:MM or RFC 3339 (UTC unless stated)."
+    )]
+    Time { param: &'static str, value: String },
+    #[error(
+        "{param}={value:?} is outside the range the console accepts: from 2000-01-01 to 2100-12-31 (UTC)."
+    )]
+    OutOfRange { param: &'static str, value: String },
     #[error("The time range ends before it starts.")]
     Range,
     #[error("The search text is longer than {MAX_TEXT} characters.")]
@@ -188,9 +206,11 @@ impl Filter {
             .map(|r| one_of(r, REVIEW_STATES).ok_or_else(|| FilterError::Review(r.to_owned())))
             .transpose()?;
         let from = present(&raw.from)
-            .map(|t| parse_time(t, false))
+            .map(|t| parse_time("from", t, false).and_then(|at| in_range("from", t, at)))
             .transpose()?;
-        let to = present(&raw.to).map(|t| parse_time(t, true)).transpose()?;
+        let to = present(&raw.to)
+            .map(|t| parse_time("to", t, true).and_then(|at| in_range("to", t, at)))
+            .transpose()?;
         if let (Some(from), Some(to)) = (from, to) {
             if to <= from {
                 return Err(FilterError::Range);
@@ -288,24 +308,56 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// A time in UTC: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` (as a datetime-local field sends it) or a
-/// date. A date as the end of a range means the end of that day (the range's end is exclusive).
-fn parse_time(raw: &str, end_of_range: bool) -> Result<DateTime<Utc>, FilterError> {
-    let bad = || FilterError::Time(raw.chars().take(40).collect());
+/// `at`, parsed from `raw` for parameter `param`, if it lies between [`EARLIEST`] and [`LATEST`]:
+/// what the console and PostgreSQL can compute with (a year of -262143 overflowed the chart).
+pub fn in_range(
+    param: &'static str,
+    raw: &str,
+    at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FilterError> {
+    if (EARLIEST..=LATEST).contains(&at) {
+        Ok(at)
+    } else {
+        Err(FilterError::OutOfRange {
+            param,
+            value: raw.chars().take(40).collect(),
+        })
+    }
+}
+
+/// A time in UTC, to the second: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` (as a datetime-local field
+/// sends it) or a date. A date as the end of a range means the end of that day (the range's end
+/// is exclusive). Fractions of a second are dropped, so that a filter reads back from its own
+/// links ([`format_time`]) unchanged.
+fn parse_time(
+    param: &'static str,
+    raw: &str,
+    end_of_range: bool,
+) -> Result<DateTime<Utc>, FilterError> {
+    let bad = || FilterError::Time {
+        param,
+        value: raw.chars().take(40).collect(),
+    };
+    parse_time_exactly(raw, end_of_range)
+        .and_then(|t| t.with_nanosecond(0))
+        .ok_or_else(bad)
+}
+
+fn parse_time_exactly(raw: &str, end_of_range: bool) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&Utc));
+        return Some(t.with_timezone(&Utc));
     }
     for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(raw, format) {
-            return Ok(t.and_utc());
+            return Some(t.and_utc());
         }
     }
-    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| bad())?;
-    let start = date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+    let start = date.and_hms_opt(0, 0, 0)?.and_utc();
     if end_of_range {
-        start.checked_add_signed(TimeDelta::days(1)).ok_or_else(bad)
+        start.checked_add_signed(TimeDelta::days(1))
     } else {
-        Ok(start)
+        Some(start)
     }
 }
 
@@ -326,8 +378,11 @@ impl Cursor {
         let text = std::str::from_utf8(&bytes).map_err(|_| FilterError::Cursor)?;
         let (micros, id) = text.split_once('.').ok_or(FilterError::Cursor)?;
         let micros: i64 = micros.parse().map_err(|_| FilterError::Cursor)?;
+        let started_at = DateTime::from_timestamp_micros(micros)
+            .filter(|t| (EARLIEST..=LATEST).contains(t))
+            .ok_or(FilterError::Cursor)?;
         Ok(Self {
-            started_at: DateTime::from_timestamp_micros(micros).ok_or(FilterError::Cursor)?,
+            started_at,
             id: Uuid::parse_str(id).map_err(|_| FilterError::Cursor)?,
         })
     }
@@ -336,6 +391,7 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn raw(pairs: &[(&str, &str)]) -> String {
         url::form_urlencoded::Serializer::new(String::new())
@@ -395,7 +451,13 @@ mod tests {
                 "provider=Gusto%27--",
                 FilterError::Provider("Gusto'--".into()),
             ),
-            ("from=yesterday", FilterError::Time("yesterday".into())),
+            (
+                "from=yesterday",
+                FilterError::Time {
+                    param: "from",
+                    value: "yesterday".into(),
+                },
+            ),
             ("from=2026-11-02&to=2026-11-01", FilterError::Range),
             ("cursor=%%%", FilterError::Cursor),
             ("status=all&status=failed", FilterError::Malformed),
@@ -413,6 +475,136 @@ mod tests {
             Request::from_query(&format!("q={long}")).unwrap_err(),
             FilterError::Text
         );
+    }
+
+    #[test]
+    fn times_outside_2000_to_2100_are_refused_naming_the_parameter() {
+        for (query, param, value) in [
+            ("to=-262143-01-05", "to", "-262143-01-05"),
+            ("from=1999-12-31T23:59:59Z", "from", "1999-12-31T23:59:59Z"),
+            ("from=%2B262142-12-31", "from", "+262142-12-31"),
+            ("to=2101-01-01T00:00:01Z", "to", "2101-01-01T00:00:01Z"),
+        ] {
+            let error = Request::from_query(query).unwrap_err();
+            assert_eq!(
+                error,
+                FilterError::OutOfRange {
+                    param,
+                    value: value.into()
+                },
+                "{query}"
+            );
+            assert!(
+                error.to_string().starts_with(&format!("{param}=")),
+                "{error}"
+            );
+        }
+        let edges = Request::from_query("from=2000-01-01&to=2100-12-31").unwrap();
+        assert_eq!(edges.filter.from, Some(EARLIEST));
+        assert_eq!(edges.filter.to, Some(LATEST));
+        let out = Cursor {
+            started_at: DateTime::from_timestamp(-1, 0).unwrap(),
+            id: Uuid::nil(),
+        };
+        assert_eq!(Cursor::decode(&out.encode()), Err(FilterError::Cursor));
+    }
+
+    #[test]
+    fn times_are_kept_to_the_second_so_links_read_back_the_same() {
+        let filter = Request::from_query("from=2026-11-02T10:30:15.999%2B01:00")
+            .unwrap()
+            .filter;
+        assert_eq!(
+            filter.from.map(format_time).as_deref(),
+            Some("2026-11-02T09:30:15Z")
+        );
+    }
+
+    /// A time as an operator (or an attacker) might type it: a date of any year chrono can hold,
+    /// a datetime-local value around the accepted range, RFC 3339 with a fraction and an offset.
+    fn time() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-262_000i32..262_000, 1u32..13, 1u32..29).prop_map(|(y, m, d)| if y > 9999 {
+                format!("+{y}-{m:02}-{d:02}")
+            } else {
+                format!("{y:04}-{m:02}-{d:02}")
+            }),
+            (1990i32..2110, 1u32..13, 1u32..29, 0u32..24, 0u32..60)
+                .prop_map(|(y, m, d, h, mi)| format!("{y}-{m:02}-{d:02}T{h:02}:{mi:02}")),
+            (1990i32..2110, 0u32..1_000_000_000, -14i32..15).prop_map(|(y, ns, off)| {
+                let zone = if off == 0 {
+                    "Z".to_owned()
+                } else {
+                    format!("{off:+03}:00")
+                };
+                format!("{y}-06-30T23:59:59.{ns:09}{zone}")
+            }),
+        ]
+    }
+
+    /// A query string of the console's own parameters (each present or not, mostly valid), plus
+    /// one pair of arbitrary text.
+    fn console_query() -> impl Strategy<Value = String> {
+        use proptest::option::of;
+        use proptest::sample::select;
+        let cursor = any::<i64>()
+            .prop_map(|n| URL_SAFE_NO_PAD.encode(format!("{n}.{}", Uuid::nil().simple())));
+        (
+            of(select(vec!["all", "failed"])),
+            of(time()),
+            of(time()),
+            of(any::<String>()),
+            of(select(vec!["list", "groups", "trends"])),
+            of(cursor),
+            of((any::<String>(), any::<String>())),
+        )
+            .prop_map(|(status, from, to, q, view, cursor, extra)| {
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                let mut push = |key: &str, value: Option<String>| {
+                    if let Some(value) = value {
+                        pairs.push((key.to_owned(), value));
+                    }
+                };
+                push("status", status.map(str::to_owned));
+                push("from", from);
+                push("to", to);
+                push("q", q);
+                push("view", view.map(str::to_owned));
+                push("cursor", cursor);
+                pairs.extend(extra);
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_is_parsed_or_refused_and_what_parses_is_a_sane_window(
+            query in prop_oneof![console_query(), any::<String>()],
+            now_secs in EARLIEST.timestamp()..LATEST.timestamp(),
+        ) {
+            let Ok(request) = Request::from_query(&query) else {
+                return Ok(());
+            };
+            let filter = &request.filter;
+            for t in [filter.from, filter.to].into_iter().flatten() {
+                prop_assert!((EARLIEST..=LATEST).contains(&t), "{t} from {query:?}");
+            }
+            if let (Some(from), Some(to)) = (filter.from, filter.to) {
+                prop_assert!(from < to, "{query:?}");
+            }
+            let again = Request::from_query(&filter.query_string());
+            prop_assert_eq!(again.map(|r| r.filter), Ok(filter.clone()), "{}", query);
+            let now = DateTime::from_timestamp(now_secs, 0).unwrap_or(EARLIEST);
+            let (from, to, bucket) = crate::console::chart::window(filter.from, filter.to, now);
+            prop_assert!(
+                from < to || (filter.from.is_some() && filter.to.is_none()),
+                "{from} .. {to} from {query:?}"
+            );
+            let chart = crate::console::chart::build(&[], from, to, bucket);
+            prop_assert!(chart.bars.len() <= crate::console::chart::MAX_BUCKETS as usize + 1);
+        }
     }
 
     #[test]

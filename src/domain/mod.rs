@@ -11,5 +11,5 @@ pub mod string_enum;
 pub mod text;
 
 pub use email::{Email, EmailError};
-pub use redirect_uri::{RedirectUri, RedirectUriError};
+pub use redirect_uri::{LoopbackHttp, RedirectUri, RedirectUriError};
 pub use slug::{Slug, SlugError};

@@ -2,15 +2,19 @@
 //!
 //! Finch (and RFC 9700 §2.1) compare redirect URIs as exact strings, and the token request must
 //! repeat the one used for Connect byte for byte (SECURITY.md OA-1). So the parsed value keeps
-//! the original string: `…/callback` and `…/callback/` stay two different URIs, an upper-case
-//! host stays upper-case, and nothing is ever rebuilt from a parsed `Url` (which would normalise
-//! it). The `url` crate is used only to *check* the string.
+//! the original string: `…/callback` and `…/callback/` stay two different URIs, and nothing is
+//! ever rebuilt from a parsed `Url`. The `url` crate is used only to *check* the string, and a
+//! string it would spell differently (an upper-case host or scheme, a default port, a missing
+//! `/` path, `..` segments, an IPv4 address as a number, in hex, octal or short form such as
+//! `127.1`) is refused with the canonical spelling shown: the admin enters that, and what is
+//! stored is then what every parser agrees on.
 //!
 //! Rules (finch-api.md §1.4): an absolute `https` URI; `http` only for `localhost` or a loopback
-//! address (local development); a non-empty host; no user-info (`user@host`), no fragment
-//! (`#…`); at most 2,048 characters; only characters RFC 3986 allows in a URI (so no spaces,
-//! control characters, backslashes or raw non-ASCII, which browsers and parsers would rewrite
-//! silently), with `%` always starting a two-digit escape.
+//! address (local development), and only while finchgate itself is reached on a loopback address
+//! ([`LoopbackHttp`]); a non-empty host; no user-info (`user@host`), no fragment (`#…`); at most
+//! 2,048 characters; only characters RFC 3986 allows in a URI (so no spaces, control characters,
+//! backslashes or raw non-ASCII, which browsers and parsers would rewrite silently), with `%`
+//! always starting a two-digit escape; the canonical spelling.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,6 +23,14 @@ use url::{Host, Url};
 
 /// The longest redirect URI accepted (the `redirect_uris.uri` column allows as much).
 pub const MAX_LEN: usize = 2048;
+
+/// Whether plain `http` may be whitelisted for a loopback host: only while finchgate's own public
+/// URL is a loopback one (a developer's machine). The caller decides from its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopbackHttp {
+    Allowed,
+    Refused,
+}
 
 /// A redirect URI that passed [`RedirectUri::parse`]; its text is the input, unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,6 +61,14 @@ pub enum RedirectUriError {
         "The redirect URI uses http with host {host}; http is allowed only for localhost and loopback addresses — use https."
     )]
     HttpNotLoopback { host: String },
+    #[error(
+        "The redirect URI uses http; finchgate is served over https, so its callbacks must be too — use https (plain http is accepted only for a loopback host while finchgate itself runs on one)."
+    )]
+    HttpNotAllowed,
+    #[error(
+        "The redirect URI is not written in its canonical form; Finch compares redirect URIs character for character, so enter it as {canonical}"
+    )]
+    NotCanonical { canonical: String },
     #[error("The redirect URI has no host name.")]
     NoHost,
     #[error("The redirect URI is not a valid URL: {reason}.")]
@@ -61,7 +81,7 @@ pub enum RedirectUriError {
 
 impl RedirectUri {
     /// Checks `raw` against the rules in the module documentation and keeps it unchanged.
-    pub fn parse(raw: &str) -> Result<Self, RedirectUriError> {
+    pub fn parse(raw: &str, loopback_http: LoopbackHttp) -> Result<Self, RedirectUriError> {
         if raw.is_empty() {
             return Err(RedirectUriError::Empty);
         }
@@ -111,9 +131,19 @@ impl RedirectUri {
         if url.fragment().is_some() {
             return Err(RedirectUriError::Fragment);
         }
-        if url.scheme() == "http" && !is_loopback(&host) {
-            return Err(RedirectUriError::HttpNotLoopback {
-                host: host.to_string(),
+        if url.scheme() == "http" {
+            if loopback_http == LoopbackHttp::Refused {
+                return Err(RedirectUriError::HttpNotAllowed);
+            }
+            if !is_loopback(&host) {
+                return Err(RedirectUriError::HttpNotLoopback {
+                    host: host.to_string(),
+                });
+            }
+        }
+        if url.as_str() != raw {
+            return Err(RedirectUriError::NotCanonical {
+                canonical: url.to_string(),
             });
         }
         Ok(Self(raw.to_owned()))
@@ -237,19 +267,49 @@ mod tests {
         let cases: Vec<(&str, Result<(), RedirectUriError>)> = vec![
             ("https://app.example.com/finch/callback", Ok(())),
             ("https://app.example.com/finch/callback/", Ok(())),
-            ("https://APP.Example.com/cb", Ok(())),
-            ("HTTPS://app.example.com/cb", Ok(())),
-            ("https://app.example.com", Ok(())),
+            ("https://app.example.com/", Ok(())),
             ("https://app.example.com:8443/cb?tenant=acme&x=1", Ok(())),
             ("https://app.example.com/a%2Fb", Ok(())),
             ("https://[2001:db8::1]/cb", Ok(())),
             ("http://localhost/cb", Ok(())),
-            ("http://LOCALHOST:3000/cb", Ok(())),
+            ("http://localhost:3000/cb", Ok(())),
             ("http://127.0.0.1:9/cb", Ok(())),
             ("http://127.10.0.1/cb", Ok(())),
             ("http://[::1]:8080/cb", Ok(())),
             (long.as_str(), Ok(())),
             ("", Err(E::Empty)),
+            // Spelled otherwise than the url crate (and browsers) spell it: refused, with the
+            // canonical form to enter instead (issue 13, defect 11).
+            (
+                "https://APP.Example.com/cb",
+                canonical("https://app.example.com/cb"),
+            ),
+            (
+                "HTTPS://app.example.com/cb",
+                canonical("https://app.example.com/cb"),
+            ),
+            (
+                "https://app.example.com",
+                canonical("https://app.example.com/"),
+            ),
+            (
+                "http://LOCALHOST:3000/cb",
+                canonical("http://localhost:3000/cb"),
+            ),
+            (
+                "https://app.example.com:443/cb",
+                canonical("https://app.example.com/cb"),
+            ),
+            (
+                "https://app.example.com/a/../cb",
+                canonical("https://app.example.com/cb"),
+            ),
+            ("http://2130706433/cb", canonical("http://127.0.0.1/cb")),
+            ("http://0x7f000001/cb", canonical("http://127.0.0.1/cb")),
+            ("http://0177.0.0.1/cb", canonical("http://127.0.0.1/cb")),
+            ("http://127.1/cb", canonical("http://127.0.0.1/cb")),
+            ("http://[0:0:0:0:0:0:0:1]/cb", canonical("http://[::1]/cb")),
+            ("https://3232235777/cb", canonical("https://192.168.1.1/cb")),
             (too_long.as_str(), Err(E::TooLong { len: MAX_LEN + 1 })),
             (" https://app.example.com/cb", Err(E::SurroundingWhitespace)),
             (
@@ -317,7 +377,7 @@ mod tests {
             ("https://app.example.com/cb#", Err(E::Fragment)),
         ];
         for (input, expected) in cases {
-            let got = RedirectUri::parse(input);
+            let got = RedirectUri::parse(input, LoopbackHttp::Allowed);
             match expected {
                 Ok(()) => assert_eq!(
                     got.as_ref().map(RedirectUri::as_str),
@@ -329,14 +389,51 @@ mod tests {
         }
     }
 
+    fn canonical(form: &str) -> Result<(), RedirectUriError> {
+        Err(RedirectUriError::NotCanonical {
+            canonical: form.to_owned(),
+        })
+    }
+
+    #[test]
+    fn plain_http_is_refused_for_every_host_while_finchgate_itself_is_not_on_loopback() {
+        for input in [
+            "http://localhost:9/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]/cb",
+            "http://0x7f000001/cb",
+            "http://evil.example/cb",
+        ] {
+            assert_eq!(
+                RedirectUri::parse(input, LoopbackHttp::Refused),
+                Err(RedirectUriError::HttpNotAllowed),
+                "{input}"
+            );
+        }
+        assert!(RedirectUri::parse("https://localhost:9/cb", LoopbackHttp::Refused).is_ok());
+        assert!(RedirectUri::parse("http://localhost:9/cb", LoopbackHttp::Allowed).is_ok());
+    }
+
+    #[test]
+    fn a_non_canonical_uri_is_refused_with_the_form_to_enter() {
+        let error =
+            RedirectUri::parse("http://127.1/cb", LoopbackHttp::Allowed).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "The redirect URI is not written in its canonical form; Finch compares redirect URIs \
+             character for character, so enter it as http://127.0.0.1/cb"
+        );
+    }
+
     #[test]
     fn an_invalid_port_or_host_is_refused_with_the_reason() {
         assert_eq!(
-            RedirectUri::parse("https://app.example.com:99999/cb").map_err(|e| e.to_string()),
+            RedirectUri::parse("https://app.example.com:99999/cb", LoopbackHttp::Allowed)
+                .map_err(|e| e.to_string()),
             Err("The redirect URI is not a valid URL: invalid port number.".to_owned())
         );
         for input in ["https://app.example.com:99999/cb", "https://exa%mple.com/"] {
-            let error = RedirectUri::parse(input).expect_err(input);
+            let error = RedirectUri::parse(input, LoopbackHttp::Allowed).expect_err(input);
             assert!(
                 matches!(
                     error,
@@ -349,7 +446,7 @@ mod tests {
 
     #[test]
     fn matching_is_exact_byte_comparison() -> Result<(), RedirectUriError> {
-        let uri = RedirectUri::parse("https://app.example.com/callback")?;
+        let uri = RedirectUri::parse("https://app.example.com/callback", LoopbackHttp::Allowed)?;
         assert!(uri.matches("https://app.example.com/callback"));
         for other in [
             "https://app.example.com/callback/",
@@ -365,7 +462,8 @@ mod tests {
 
     #[test]
     fn every_message_is_a_sentence_for_a_person() {
-        let error = RedirectUri::parse("http://evil.example/cb").expect_err("refused");
+        let error = RedirectUri::parse("http://evil.example/cb", LoopbackHttp::Allowed)
+            .expect_err("refused");
         assert_eq!(
             error.to_string(),
             "The redirect URI uses http with host evil.example; http is allowed only for \
@@ -399,13 +497,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn an_accepted_uri_is_kept_byte_for_byte(s in prop_oneof![uri_like(), any::<String>()]) {
-            if let Ok(uri) = RedirectUri::parse(&s) {
+        fn an_accepted_uri_is_kept_byte_for_byte(
+            s in prop_oneof![uri_like(), any::<String>()],
+            loopback_http in prop_oneof![Just(LoopbackHttp::Allowed), Just(LoopbackHttp::Refused)],
+        ) {
+            if let Ok(uri) = RedirectUri::parse(&s, loopback_http) {
                 prop_assert_eq!(uri.as_str(), s.as_str());
                 prop_assert!(uri.matches(&s));
                 prop_assert!(!s.contains('#'));
                 let url = Url::parse(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                prop_assert!(url.scheme() == "https" || url.scheme() == "http");
+                prop_assert_eq!(url.as_str(), s.as_str(), "the canonical spelling");
+                prop_assert!(
+                    url.scheme() == "https"
+                        || (url.scheme() == "http" && loopback_http == LoopbackHttp::Allowed)
+                );
                 prop_assert!(url.username().is_empty() && url.password().is_none());
                 prop_assert!(s.chars().count() <= MAX_LEN);
             }

@@ -178,6 +178,9 @@ pub struct KeyCheck {
     pub retired_in_use: Vec<(String, i64)>,
     /// Data keys wrapped under the active key so far.
     pub active_wrap_count: i64,
+    /// Configured keys the database does not know yet ([`verify`] leaves them so;
+    /// [`register_and_verify`] has recorded them).
+    pub unregistered: Vec<String>,
 }
 
 /// The boot check: records configured keys seen for the first time and verifies the others;
@@ -204,21 +207,37 @@ pub async fn register_and_check(
 }
 
 /// [`register_and_check`] minus one refusal: retired keys that still wrap data are reported, not
-/// refused, so that `keys rotate` can move the data off them and `keys status` can show them.
+/// refused, so that `keys rotate` can move the data off them. Records configured keys seen for
+/// the first time.
 pub async fn register_and_verify(
     conn: &mut AsyncPgConnection,
     vault: &Vault,
 ) -> Result<KeyCheck, KeyCheckError> {
+    let mut check = verify(conn, vault).await?;
+    for id in vault.kek_ids() {
+        if check.unregistered.iter().any(|u| u == id.as_str()) {
+            let check_value = vault.key_check_value(id)?;
+            keyring_rows::insert_if_missing(conn, id.as_str(), &check_value).await?;
+        }
+    }
+    check.unregistered.clear();
+    Ok(check)
+}
+
+/// [`register_and_verify`] without writing anything: configured keys the database does not know
+/// yet are listed in [`KeyCheck::unregistered`] (what `keys status` shows).
+pub async fn verify(
+    conn: &mut AsyncPgConnection,
+    vault: &Vault,
+) -> Result<KeyCheck, KeyCheckError> {
     let known = keyring_rows::all(conn).await?;
+    let mut unregistered = Vec::new();
     for id in vault.kek_ids() {
         match known.iter().find(|k| k.kek_id == id.as_str()) {
             Some(record) => vault
                 .verify_key_check(id, &record.check_value)
                 .map_err(|_| KeyCheckError::Mismatch(id.as_str().to_owned()))?,
-            None => {
-                let check_value = vault.key_check_value(id)?;
-                keyring_rows::insert_if_missing(conn, id.as_str(), &check_value).await?;
-            }
+            None => unregistered.push(id.as_str().to_owned()),
         }
     }
     let active = vault.active_kek_id();
@@ -233,6 +252,7 @@ pub async fn register_and_verify(
             .iter()
             .find(|k| k.kek_id == active.as_str())
             .map_or(0, |k| k.wrap_count),
+        unregistered,
         ..KeyCheck::default()
     };
     for (id, rows) in usage(conn).await? {

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current), `/metrics`.
+//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current), `/metrics`
+//! (on the metrics listener only).
 
 use std::time::Duration;
 

@@ -112,8 +112,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
         .route("/static/{file}", web::get().to(assets::serve))
+        .default_service(web::to(not_found));
+}
+
+/// The metrics listener's table (`FINCHGATE_METRICS_BIND`): `/metrics` only. The public listener
+/// has no such route, so it answers 404 there.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(not_found));
 }
 

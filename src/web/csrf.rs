@@ -8,22 +8,20 @@
 
 use actix_session::SessionExt as _;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, ORIGIN};
+use actix_web::http::header::{HeaderName, ORIGIN};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage as _, ResponseError as _, web};
-use futures_util::StreamExt as _;
+use actix_web::{Error, ResponseError as _, web};
 
 use crate::error::AppError;
 use crate::primitives::constant_time_eq;
 use crate::state::AppState;
+use crate::web::body;
 use crate::web::session::SessionData;
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 const FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
-/// Forms are small; a body this large is not a form of ours.
-const MAX_FORM_BYTES: usize = 64 * 1024;
 
 fn is_safe(method: &Method) -> bool {
     matches!(
@@ -92,30 +90,14 @@ async fn check(request: &mut ServiceRequest) -> Result<(), AppError> {
     }
 }
 
-/// Reads an urlencoded body, finds `csrf_token`, and puts the body back for the handler.
+/// Finds `csrf_token` in an urlencoded body (read once, see [`crate::web::body`]), which stays in
+/// place for the handler.
 async fn form_token(request: &mut ServiceRequest) -> Result<Option<String>, AppError> {
-    let is_form = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if body::kind(request) != Some(body::Kind::Form) {
         return Ok(None);
     }
-    let mut payload = request.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
-            return Err(AppError::BadRequest("The form is too large.".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let token = url::form_urlencoded::parse(&body)
+    let body = body::buffered(request).await?;
+    Ok(url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "csrf_token")
-        .map(|(_, value)| value.into_owned());
-    request.set_payload(Payload::from(body));
-    Ok(token)
+        .map(|(_, value)| value.into_owned()))
 }

@@ -1,9 +1,12 @@
-//! The web layer around handlers: who is asking (extractors), CSRF, security headers, the page context.
+//! The web layer around handlers: who is asking (extractors), CSRF, control characters refused at
+//! the edge, security headers, the page context.
 
+pub mod body;
 pub mod csrf;
 pub mod deadline;
 pub mod extract;
 pub mod headers;
+pub mod input;
 pub mod page;
 pub mod pending_code;
 pub mod session;

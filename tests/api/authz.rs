@@ -141,12 +141,13 @@ fn matrix() -> Vec<Row> {
             },
             Body::None,
         ),
+        // Served on the metrics listener only (FINCHGATE_METRICS_BIND), never the public one.
         row(
             get(),
             "/metrics",
             Public {
-                anonymous: 200,
-                signed_in: 200,
+                anonymous: 404,
+                signed_in: 404,
             },
             Body::None,
         ),

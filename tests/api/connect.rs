@@ -952,7 +952,7 @@ async fn exchange_attempts_are_counted_by_outcome_and_category_with_their_latenc
         .on(Endpoint::AuthToken),
     );
     assert_eq!(callback(&app, &app.client, &again).await.status(), 303);
-    let body = app.get("/metrics").await.text().await.unwrap();
+    let body = app.metrics().await.text().await.unwrap();
     let line = |needle: &str| {
         body.lines()
             .find(|l| l.starts_with("finchgate_exchange_attempts_total") && l.contains(needle))

@@ -77,7 +77,7 @@ async fn metrics_count_requests_by_route_in_prometheus_format() {
     app.get("/healthz").await;
     app.get("/no/such/page?code=secret-code&state=secret-state")
         .await;
-    let response = app.get("/metrics").await;
+    let response = app.metrics().await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]

@@ -194,6 +194,8 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// The running application of one test.
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`FINCHGATE_METRICS_BIND`), the only place `/metrics` is served.
+    pub metrics_address: String,
     pub db: TestDatabase,
     pub pool: finchgate::db::Pool,
     pub clock: Arc<OffsetClock>,
@@ -210,6 +212,15 @@ impl TestApp {
             .send()
             .await
             .expect("request the app")
+    }
+
+    /// The Prometheus exposition, from the metrics listener.
+    pub async fn metrics(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("request the metrics listener")
     }
 
     pub async fn stop(self) {
@@ -242,6 +253,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             max_connections: 8,
         },
         bind: listener.local_addr().expect("local addr"),
+        metrics_bind: Some("127.0.0.1:0".parse().expect("an address")),
         public_url: Url::parse(&address).expect("url"),
         keyring: finchgate::config::parse_keyring(Some(&random_master_keys("test1")), None)
             .expect("keyring"),
@@ -265,6 +277,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         },
     )
     .expect("build the application");
+    let metrics_address = format!(
+        "http://127.0.0.1:{}",
+        app.metrics_port().expect("the tests serve metrics")
+    );
     let server = app.handle();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -274,6 +290,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("client");
     TestApp {
         address,
+        metrics_address,
         keyring,
         db,
         pool,

@@ -13,6 +13,7 @@ mod connect;
 mod console;
 mod finch_client;
 mod flows;
+mod hardening;
 mod health;
 mod helpers;
 mod isolation;

@@ -48,6 +48,7 @@ impl Deployment {
                 max_connections: self.max_connections,
             },
             bind: listener.local_addr().expect("local addr"),
+            metrics_bind: None,
             public_url: self.public_url.clone(),
             keyring: self.keyring.clone(),
             session_secret: SecretBox::new(Box::new(self.session_secret.clone())),

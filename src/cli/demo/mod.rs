@@ -35,6 +35,12 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         Some(&args.bind),
         crate::config::DEFAULT_BIND,
     )?;
+    let metrics_bind = crate::config::parse_bind(
+        "FINCHGATE_METRICS_BIND",
+        Some(&args.metrics_bind),
+        crate::config::DEFAULT_DEMO_METRICS_BIND,
+    )?;
+    crate::config::check_metrics_bind(metrics_bind, bind)?;
     let sandbox_bind = crate::config::parse_bind(
         "FINCHGATE_SANDBOX_BIND",
         Some(&args.sandbox_bind),
@@ -67,6 +73,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
     let settings = Settings {
         database,
         bind: app_addr,
+        metrics_bind: Some(metrics_bind),
         public_url: public_url.clone(),
         keyring: crate::config::parse_keyring(Some(&dev.master_keys), None)?,
         session_secret: SecretBox::new(Box::new(
@@ -108,13 +115,31 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         pool,
         Default::default(),
     )?;
-    print_banner(&public_url, &sandbox_url, &dev, &args.dev_file);
+    let metrics_url = app.metrics_port().map(|port| {
+        format!(
+            "http://{}/metrics",
+            std::net::SocketAddr::new(metrics_bind.ip(), port)
+        )
+    });
+    print_banner(
+        &public_url,
+        &sandbox_url,
+        metrics_url.as_deref(),
+        &dev,
+        &args.dev_file,
+    );
     let result = run_until_signal(app).await;
     sandbox.stop().await;
     result
 }
 
-fn print_banner(public_url: &url::Url, sandbox_url: &url::Url, dev: &DevFile, file: &Path) {
+fn print_banner(
+    public_url: &url::Url,
+    sandbox_url: &url::Url,
+    metrics_url: Option<&str>,
+    dev: &DevFile,
+    file: &Path,
+) {
     let base = public_url.as_str().trim_end_matches('/');
     println!();
     println!("finchgate demo is running: {base}/login");
@@ -122,6 +147,9 @@ fn print_banner(public_url: &url::Url, sandbox_url: &url::Url, dev: &DevFile, fi
         "Finch sandbox emulator:     {}",
         sandbox_url.as_str().trim_end_matches('/')
     );
+    if let Some(metrics_url) = metrics_url {
+        println!("Metrics (Prometheus):       {metrics_url}");
+    }
     println!();
     println!(
         "  operator        {}  /  {}",

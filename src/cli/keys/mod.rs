@@ -53,9 +53,18 @@ struct Opened {
     vault: Vault,
 }
 
+/// Whether [`open`] records configured keys the database does not know yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// `rotate` and `retire`, which write anyway: as the boot check of `serve` does.
+    Register,
+    /// `status`: check, write nothing.
+    ReadOnly,
+}
+
 /// Opens the database of `args` (refusing one that is not fully migrated) and runs the key check
 /// with its keys; retired keys that still wrap data are a warning here, not a refusal.
-async fn open(args: &KeyringArgs) -> Result<Opened, CliError> {
+async fn open(args: &KeyringArgs, registration: Registration) -> Result<Opened, CliError> {
     let mut database = DatabaseSettings::parse(args.database.database_url.as_deref())?;
     database.max_connections = 2;
     let keyring =
@@ -70,8 +79,12 @@ async fn open(args: &KeyringArgs) -> Result<Opened, CliError> {
         .map_err(|e| ConfigError::new("DATABASE_URL", crate::db::describe_pool_error(&e)))?;
     check_migrated(&mut conn).await?;
     let vault = Vault::new(keyring);
-    let check = transaction(&mut conn, Scope::System, async |conn| {
-        crate::keys::register_and_verify(conn, &vault).await
+    let check = transaction(&mut conn, Scope::System, async |conn| match registration {
+        Registration::Register => crate::keys::register_and_verify(conn, &vault).await,
+        Registration::ReadOnly => {
+            read_only(conn).await?;
+            crate::keys::verify(conn, &vault).await
+        }
     })
     .await?;
     drop(conn);
@@ -81,6 +94,15 @@ async fn open(args: &KeyringArgs) -> Result<Opened, CliError> {
         ));
     }
     Ok(Opened { pool, vault })
+}
+
+/// Makes the current transaction read-only: PostgreSQL then refuses any write in it.
+async fn read_only(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    use diesel_async::RunQueryDsl as _;
+    diesel::sql_query("SET TRANSACTION READ ONLY")
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Refuses a database that is not a fully migrated finchgate database.
@@ -116,7 +138,7 @@ fn warn(message: &str) {
 
 async fn retire(args: RetireArgs) -> Result<(), CliError> {
     let id = KekId::parse(&args.id).map_err(|e| ConfigError::new("ID", e.to_string()))?;
-    let opened = open(&args.keys).await?;
+    let opened = open(&args.keys, Registration::Register).await?;
     let mut conn = opened.pool.get().await?;
     match crate::keys::retire::retire(&mut conn, &opened.vault, &id).await {
         Ok(Retired::Now(at)) => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::{open, say};
+use super::{Registration, open, say};
 use crate::cli::CliError;
 use crate::cli::args::RotateArgs;
 use crate::db::{Scope, transaction};
@@ -22,7 +22,7 @@ const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// Counts (`--dry-run`) or rotates, records the run in the audit trail, and prints its report.
 pub(super) async fn run(args: RotateArgs) -> Result<(), CliError> {
-    let opened = open(&args.keys).await?;
+    let opened = open(&args.keys, Registration::Register).await?;
     let vault = &opened.vault;
     let active = vault.active_kek_id();
     let mut conn = opened.pool.get().await?;

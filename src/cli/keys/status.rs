@@ -2,23 +2,31 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{open, say, warn};
+use super::{Registration, open, read_only, say, warn};
 use crate::cli::CliError;
 use crate::cli::args::KeyringArgs;
 use crate::db::{Scope, transaction};
 use crate::keys::Table;
 use crate::keys::status::{self, KeyStatus};
 
-/// Prints the table and what to do next on stdout, wrap-count warnings on stderr.
+/// Prints the table and what to do next on stdout, wrap-count warnings on stderr. Writes nothing:
+/// the key check runs without registering new keys, and the listing in a read-only transaction.
 pub(super) async fn run(args: &KeyringArgs) -> Result<(), CliError> {
-    let opened = open(args).await?;
+    let opened = open(args, Registration::ReadOnly).await?;
     let vault = &opened.vault;
     let mut conn = opened.pool.get().await?;
     let rows = transaction(&mut conn, Scope::System, async |conn| {
+        read_only(conn).await?;
         status::list(conn, vault).await
     })
     .await?;
     say(format_args!("{}", render_status(&rows).trim_end()));
+    for row in rows.iter().filter(|r| !r.is_registered()) {
+        say(format_args!(
+            "Key \"{}\": configured, not yet registered (registered at the next start of `serve`).",
+            row.kek_id
+        ));
+    }
     let active = vault.active_kek_id().as_str();
     let elsewhere: u64 = rows
         .iter()
@@ -90,7 +98,7 @@ fn render_status(rows: &[KeyStatus]) -> String {
             row.kek_id.clone(),
             yes_no(row.configured),
             yes_no(row.active),
-            time(&row.created_at),
+            row.created_at.as_ref().map_or_else(|| "-".into(), time),
             row.retired_at.as_ref().map_or_else(|| "-".into(), time),
             row.wrap_count.to_string(),
             row.rows.finch_credentials.to_string(),
@@ -126,7 +134,7 @@ mod tests {
             kek_id: kek_id.into(),
             configured: true,
             active,
-            created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+            created_at: DateTime::from_timestamp(1_800_000_000, 0),
             retired_at: None,
             wrap_count,
             rows: PerTable {

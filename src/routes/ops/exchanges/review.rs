@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::bad_filter;
 use super::detail::parse_id;
-use crate::console::filter::{Filter, FilterError, RawFilter};
+use crate::console::filter::{self, Filter, FilterError, RawFilter};
 use crate::console::ledger;
 use crate::console::review::{self, Review, Reviewer};
 use crate::db::Scope;
@@ -94,8 +94,12 @@ pub async fn matching(
     let as_of = match form.as_of.trim() {
         "" => now,
         raw => DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| bad_filter(FilterError::Time(raw.chars().take(40).collect())))?,
+            .map_err(|_| FilterError::Time {
+                param: "as_of",
+                value: raw.chars().take(40).collect(),
+            })
+            .and_then(|t| filter::in_range("as_of", raw, t.with_timezone(&Utc)))
+            .map_err(bad_filter)?,
     };
     let reviewer = Reviewer {
         user_id: operator.0.id,

@@ -1,8 +1,9 @@
 //! `POST /t/{slug}/settings/redirect-uris` (add) and
 //! `POST /t/{slug}/settings/redirect-uris/{id}/delete` (remove): the redirect-URI whitelist.
 //!
-//! A URI is stored exactly as typed once [`RedirectUri::parse`] accepts it. Removing is scoped
-//! to the tenant: another tenant's (or an unknown) id is a 404 and nothing changes.
+//! A URI is stored exactly as typed once [`RedirectUri::parse`] accepts it (plain http for a
+//! loopback host only while finchgate's own public URL is a loopback one). Removing is scoped to
+//! the tenant: another tenant's (or an unknown) id is a 404 and nothing changes.
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use super::{audit_event, back_to_settings};
 use crate::db::models::{audit, redirect_uris};
-use crate::domain::RedirectUri;
+use crate::domain::{LoopbackHttp, RedirectUri};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{TenantAdmin, flash};
@@ -29,7 +30,12 @@ pub async fn add(
     session: Session,
     form: web::Form<AddForm>,
 ) -> Result<HttpResponse, AppError> {
-    let uri = match RedirectUri::parse(&form.uri) {
+    let loopback_http = if crate::config::is_loopback(&state.settings.public_url) {
+        LoopbackHttp::Allowed
+    } else {
+        LoopbackHttp::Refused
+    };
+    let uri = match RedirectUri::parse(&form.uri, loopback_http) {
         Ok(uri) => uri,
         Err(problem) => {
             flash(
