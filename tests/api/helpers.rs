@@ -223,9 +223,17 @@ impl TestApp {
             .expect("request the metrics listener")
     }
 
+    /// Stops the app (gracefully: in-flight requests finish, within its 10 s shutdown timeout)
+    /// and the emulator. A stop that takes longer fails the test naming the part that hung,
+    /// instead of hanging the whole run.
     pub async fn stop(self) {
-        self.server.stop(true).await;
-        self.sandbox.stop().await;
+        const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+        tokio::time::timeout(STOP_WITHIN, self.server.stop(true))
+            .await
+            .expect("the app stops within 30 s");
+        tokio::time::timeout(STOP_WITHIN, self.sandbox.stop())
+            .await
+            .expect("the emulator stops within 30 s");
     }
 }
 
