@@ -15,6 +15,9 @@ pub enum AppError {
     /// Not signed in (or the session ended): go to the login page.
     #[error("login required")]
     LoginRequired,
+    /// Signed in, but two-factor sign-in must be set up first: go to the account page.
+    #[error("two-factor enrolment required")]
+    EnrolmentRequired,
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("forbidden: {0}")]
@@ -45,6 +48,7 @@ impl AppError {
     fn title_and_message(&self) -> (&'static str, String) {
         match self {
             Self::LoginRequired => ("Sign in required", "Please sign in to continue.".into()),
+            Self::EnrolmentRequired => ("Two-factor sign-in required", "Set up two-factor sign-in on your account page first.".into()),
             Self::NotFound => ("Not found", "There is nothing here. Check the address, or go back to the start page.".into()),
             Self::BadRequest(m) => ("That request could not be used", m.clone()),
             Self::Forbidden(m) => ("Not allowed", m.clone()),
@@ -109,7 +113,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::LoginRequired | Self::EnrolmentRequired => StatusCode::SEE_OTHER,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -125,6 +129,11 @@ impl ResponseError for AppError {
         if let Self::LoginRequired = self {
             return HttpResponse::SeeOther()
                 .insert_header((actix_web::http::header::LOCATION, "/login"))
+                .finish();
+        }
+        if let Self::EnrolmentRequired = self {
+            return HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, "/account"))
                 .finish();
         }
         if let Self::Internal(cause) = self {

@@ -61,7 +61,7 @@ where
 }
 
 /// Path prefixes whose remainder is a secret (a one-time setup-link token).
-const SECRET_PATH_PREFIXES: &[&str] = &["/invite/"];
+const SECRET_PATH_PREFIXES: &[&str] = &["/invite/", "/reset/"];
 
 /// The request path as it may be logged: a secret path segment becomes `{token}`.
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {

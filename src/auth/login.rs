@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::auth::password::{PasswordHasher, Verification};
-use crate::db::models::{audit, rate_limits, tenants, users};
+use crate::db::models::{audit, rate_limits, tenants, two_factor, users};
 use crate::db::{Pool, Scope, run};
 use crate::error::AppError;
 
@@ -40,6 +40,9 @@ pub fn lock_until(failures: i32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 pub enum SignIn {
     /// The password matched an active account.
     Succeeded { user_id: Uuid },
+    /// The password matched an account enrolled in two-factor sign-in: a code must follow. The
+    /// account's failure count is left as it is, so wrong codes keep adding to it.
+    SecondStep { user_id: Uuid },
     /// No match, for whatever reason (never told apart).
     Failed,
     /// Too many failures from this IP address: refused without checking anything.
@@ -115,6 +118,28 @@ pub async fn sign_in(
             };
             let kind = user.as_ref().map_or("anonymous", |u| u.role.as_str());
             let tenant_id = user.as_ref().and_then(|u| u.tenant_id);
+            let enrolled = run(db, Scope::System, async |conn| {
+                two_factor::is_enrolled(conn, user_id).await
+            })
+            .await?;
+            if enrolled {
+                run(db, Scope::System, async |conn| {
+                    if let Some(hash) = new_hash.as_deref() {
+                        users::set_password_hash(conn, user_id, hash, now).await?;
+                    }
+                    audit::record(
+                        conn,
+                        audit::Event::new(kind, Some(user_id), "login.password_accepted")
+                            .tenant(tenant_id)
+                            .target("user", user_id)
+                            .details(serde_json::json!({ "next": "two_factor" }))
+                            .ip(ip.clone()),
+                    )
+                    .await
+                })
+                .await?;
+                return Ok(SignIn::SecondStep { user_id });
+            }
             run(db, Scope::System, async |conn| {
                 users::record_login(conn, user_id, now, new_hash.as_deref()).await?;
                 audit::record(
@@ -234,6 +259,9 @@ pub async fn home_of(db: &Pool, user_id: Uuid) -> Result<Option<String>, AppErro
         };
         if user.disabled_at.is_some() {
             return Ok(None);
+        }
+        if crate::auth::two_factor::must_enrol(conn, &user).await? {
+            return Ok(Some("/account".to_owned()));
         }
         if user.role == users::ROLE_OPERATOR {
             return Ok(Some("/ops/tenants".to_owned()));

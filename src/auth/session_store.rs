@@ -38,6 +38,11 @@ pub const ABSOLUTE_TIMEOUT: chrono::Duration = chrono::Duration::hours(12);
 const TTL_EXTENSION_STEP: chrono::Duration = chrono::Duration::minutes(1);
 /// The session-state entry that names the signed-in user (JSON-encoded, as actix-session stores values).
 pub const USER_ID_KEY: &str = "user_id";
+/// The session's random public id (a UUID): what the account page and its URLs name a session
+/// by. The session key, and its hash, never leave the cookie and this table.
+pub const PUBLIC_ID_KEY: &str = "session_public_id";
+/// The browser a session was signed in from, summarised from its User-Agent.
+pub const BROWSER_KEY: &str = "browser";
 
 /// The PostgreSQL-backed session store.
 #[derive(Clone)]
@@ -94,6 +99,20 @@ fn user_id_of(state: &HashMap<String, String>) -> Option<Uuid> {
     state
         .get(USER_ID_KEY)
         .and_then(|raw| serde_json::from_str::<Uuid>(raw).ok())
+}
+
+fn public_id_of(state: &HashMap<String, String>) -> Uuid {
+    state
+        .get(PUBLIC_ID_KEY)
+        .and_then(|raw| serde_json::from_str::<Uuid>(raw).ok())
+        .unwrap_or_else(Uuid::new_v4)
+}
+
+fn browser_of(state: &HashMap<String, String>) -> Option<String> {
+    state
+        .get(BROWSER_KEY)
+        .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+        .map(|b| b.chars().take(100).collect())
 }
 
 fn ttl_seconds(ttl: &actix_web::cookie::time::Duration) -> chrono::Duration {
@@ -194,6 +213,8 @@ impl SessionStore for PgSessionStore {
                     sessions::state.eq(&state),
                     sessions::created_at.eq(now),
                     sessions::expires_at.eq(now + ttl_seconds(ttl)),
+                    sessions::public_id.eq(public_id_of(&session_state)),
+                    sessions::user_agent.eq(browser_of(&session_state)),
                 ))
                 .execute(conn)
                 .await
@@ -307,6 +328,76 @@ pub async fn revoke_all_for_user(
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
         .execute(conn)
         .await
+}
+
+/// A signed-in session as its owner sees it on the account page.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct SessionSummary {
+    pub public_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub browser: Option<String>,
+}
+
+impl SessionSummary {
+    /// When it was last used: the idle expiry moves forward on activity (within a minute).
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        (self.expires_at - IDLE_TIMEOUT).max(self.created_at)
+    }
+}
+
+/// The user's live sessions, newest first. Call in system scope.
+pub async fn list_for_user(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Vec<SessionSummary>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::created_at.gt(now - ABSOLUTE_TIMEOUT))
+        .order(sessions::created_at.desc())
+        .select((
+            sessions::public_id,
+            sessions::created_at,
+            sessions::expires_at,
+            sessions::user_agent,
+        ))
+        .load(conn)
+        .await
+}
+
+/// Deletes one session of the user by its public id, never `keep` (the caller's own). Another
+/// user's session id matches nothing. Call in system scope.
+pub async fn revoke_one(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    public_id: Uuid,
+    keep: Uuid,
+) -> diesel::QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.eq(public_id))
+            .filter(sessions::public_id.ne(keep)),
+    )
+    .execute(conn)
+    .await
+}
+
+/// Deletes every session of the user but `keep` (the caller's own). Call in system scope.
+pub async fn revoke_others(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    keep: Uuid,
+) -> diesel::QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.ne(keep)),
+    )
+    .execute(conn)
+    .await
 }
 
 /// Deletes expired sessions (idle or past the absolute cap). Call in system scope.

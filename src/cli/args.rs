@@ -80,6 +80,35 @@ pub struct TenantInviteArgs {
     pub public_url: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Issue a one-time password reset link for a user (valid 24 hours); ends their sessions.
+    Reset(UserResetArgs),
+    /// Remove a user's two-factor sign-in (they enrol again at their next sign-in if required).
+    ClearTwoFactor(UserEmailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserResetArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Email address of the user.
+    #[arg(long)]
+    pub email: String,
+    /// The URL browsers use to reach finchgate; the link is built on it.
+    #[arg(long, env = "FINCHGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserEmailArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Email address of the user.
+    #[arg(long)]
+    pub email: String,
+}
+
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection URL, e.g. postgres://postgres@127.0.0.1:5432/finchgate.

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use self::args::{
     DatabaseArgs, DemoArgs, DevCommand, KeysArgs, OperatorCommand, SandboxArgs, ServerArgs,
-    TenantCommand,
+    TenantCommand, UserCommand,
 };
 use crate::config::{ConfigError, LogFormat};
 use crate::keys::KeyCheckError;
@@ -59,6 +59,9 @@ pub enum Command {
     /// Create tenants and invite their admins.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Account recovery: password reset links, clearing two-factor sign-in.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Master keys: generate one, show their use, rotate data keys to the active one, retire one.
     Keys(KeysArgs),
     /// Development helpers (not for production databases).
@@ -158,6 +161,10 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Operator(OperatorCommand::Create(args)) => onboarding::operator_create(args).await,
         Command::Tenant(TenantCommand::Create(args)) => onboarding::tenant_create(args).await,
         Command::Tenant(TenantCommand::Invite(args)) => onboarding::tenant_invite(args).await,
+        Command::User(UserCommand::Reset(args)) => onboarding::user_reset(args).await,
+        Command::User(UserCommand::ClearTwoFactor(args)) => {
+            onboarding::user_clear_two_factor(args).await
+        }
         Command::Keys(args) => keys::run(args).await,
         Command::Dev(DevCommand::SeedLedger(args)) => dev::seed_ledger(args).await,
     }

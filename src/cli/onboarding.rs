@@ -1,4 +1,5 @@
-//! The bootstrap commands: `finchgate operator create`, `tenant create`, `tenant invite`.
+//! The bootstrap and recovery commands: `finchgate operator create`, `tenant create`, `tenant
+//! invite`, `user reset`, `user clear-two-factor`.
 //!
 //! They need only the database (and, to print a link, the public URL): pending migrations run
 //! first, like `finchgate migrate`; the work runs in the system scope and is audited with actor
@@ -8,14 +9,17 @@ use std::io::{IsTerminal as _, Read as _};
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::args::{OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs};
+use super::args::{
+    OperatorCreateArgs, TenantCreateArgs, TenantInviteArgs, UserEmailArgs, UserResetArgs,
+};
 use super::{CliError, migrated_pool};
 use crate::auth::password::PasswordHasher;
 use crate::config::ConfigError;
 use crate::db::models::tenants;
 use crate::db::{Scope, transaction};
 use crate::domain::{Email, Slug, password_policy};
-use crate::onboarding::{self, Actor, OnboardingError, invitation};
+use crate::db::models::users;
+use crate::onboarding::{self, Actor, OnboardingError, invitation, recovery};
 
 /// A refusal or failure as the one line the CLI prints.
 fn refused(error: impl std::fmt::Display) -> CliError {
@@ -116,17 +120,73 @@ pub(super) async fn tenant_create(args: TenantCreateArgs) -> Result<(), CliError
     Ok(())
 }
 
-pub(super) async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
-    let public_url = match args.public_url.as_deref().map(str::trim) {
-        Some(raw) if !raw.is_empty() => crate::config::parse_base_url("FINCHGATE_PUBLIC_URL", raw)?,
-        _ => {
-            return Err(ConfigError::new(
-                "FINCHGATE_PUBLIC_URL",
-                "is not set; the setup link needs the URL browsers use to reach finchgate (e.g. https://finchgate.example.com)",
-            )
-            .into());
+/// The public URL a printed link is built on; required.
+fn public_url_of(raw: Option<&str>, what: &str) -> Result<url::Url, CliError> {
+    match raw.map(str::trim) {
+        Some(raw) if !raw.is_empty() => {
+            Ok(crate::config::parse_base_url("FINCHGATE_PUBLIC_URL", raw)?)
         }
-    };
+        _ => Err(ConfigError::new(
+            "FINCHGATE_PUBLIC_URL",
+            format!("is not set; the {what} needs the URL browsers use to reach finchgate (e.g. https://finchgate.example.com)"),
+        )
+        .into()),
+    }
+}
+
+/// The user with this email, or a refusal naming it.
+async fn user_by_email(
+    conn: &mut diesel_async::AsyncPgConnection,
+    email: &Email,
+) -> Result<users::User, CliError> {
+    transaction(conn, Scope::System, async |conn| {
+        users::find_by_email(conn, email.as_str()).await
+    })
+    .await?
+    .ok_or_else(|| refused(format!("there is no user with the email {email}")))
+}
+
+pub(super) async fn user_reset(args: UserResetArgs) -> Result<(), CliError> {
+    let public_url = public_url_of(args.public_url.as_deref(), "reset link")?;
+    let email = Email::parse(&args.email).map_err(|e| refused(format!("--email: {e}")))?;
+    let pool = migrated_pool(&args.database).await?;
+    let mut conn = pool.get().await?;
+    let user = user_by_email(&mut conn, &email).await?;
+    let now = chrono::Utc::now();
+    let issued = transaction(&mut conn, Scope::System, async |conn| {
+        recovery::issue(conn, &user, &Actor::cli(), now).await
+    })
+    .await?;
+    // The link alone on standard output (easy to capture); the explanation on standard error.
+    println!("{}", issued.link(&public_url).expose_secret());
+    eprintln!(
+        "One-time password reset link for {}: it works once, until {} UTC; {} session(s) ended. Send it over a trusted channel; it is not stored and cannot be shown again.",
+        issued.email,
+        issued.expires_at.format("%Y-%m-%d %H:%M"),
+        issued.sessions_ended
+    );
+    Ok(())
+}
+
+pub(super) async fn user_clear_two_factor(args: UserEmailArgs) -> Result<(), CliError> {
+    let email = Email::parse(&args.email).map_err(|e| refused(format!("--email: {e}")))?;
+    let pool = migrated_pool(&args.database).await?;
+    let mut conn = pool.get().await?;
+    let user = user_by_email(&mut conn, &email).await?;
+    let had = transaction(&mut conn, Scope::System, async |conn| {
+        recovery::clear_two_factor(conn, &user, &Actor::cli()).await
+    })
+    .await?;
+    if had {
+        println!("Cleared two-factor sign-in of {}.", user.email);
+    } else {
+        println!("{} had no two-factor sign-in (recorded anyway).", user.email);
+    }
+    Ok(())
+}
+
+pub(super) async fn tenant_invite(args: TenantInviteArgs) -> Result<(), CliError> {
+    let public_url = public_url_of(args.public_url.as_deref(), "setup link")?;
     let slug = Slug::parse(&args.tenant).map_err(|e| refused(format!("--tenant: {e}")))?;
     let email = Email::parse(&args.email).map_err(|e| refused(format!("--email: {e}")))?;
     let pool = migrated_pool(&args.database).await?;

@@ -162,11 +162,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_resets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        token_hash -> Bytea,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     rate_limits (key) {
         key -> Text,
         window_start -> Timestamptz,
         hits -> Int4,
         blocked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -187,6 +211,8 @@ diesel::table! {
         state -> Jsonb,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        public_id -> Uuid,
+        user_agent -> Nullable<Text>,
     }
 }
 
@@ -201,6 +227,19 @@ diesel::table! {
         credentials_version -> Nullable<Int4>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        require_two_factor -> Bool,
+    }
+}
+
+diesel::table! {
+    user_totp (user_id) {
+        user_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        secret_kek_id -> Text,
+        secret_envelope -> Bytea,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_step -> Nullable<Int8>,
     }
 }
 
@@ -235,9 +274,15 @@ diesel::joinable!(finch_credentials -> keyring (secret_kek_id));
 diesel::joinable!(finch_credentials -> users (created_by));
 diesel::joinable!(invitations -> tenants (tenant_id));
 diesel::joinable!(keyring_wraps -> keyring (kek_id));
+diesel::joinable!(password_resets -> tenants (tenant_id));
+diesel::joinable!(recovery_codes -> tenants (tenant_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(redirect_uris -> tenants (tenant_id));
 diesel::joinable!(redirect_uris -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(user_totp -> keyring (secret_kek_id));
+diesel::joinable!(user_totp -> tenants (tenant_id));
+diesel::joinable!(user_totp -> users (user_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -250,9 +295,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     keyring,
     keyring_wraps,
+    password_resets,
     rate_limits,
+    recovery_codes,
     redirect_uris,
     sessions,
     tenants,
+    user_totp,
     users,
 );

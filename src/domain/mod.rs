@@ -1,5 +1,6 @@
 //! Pure types and rules, no I/O: identifiers, slugs, emails, redirect URIs, failure classification.
 
+pub mod browser;
 pub mod email;
 pub mod failure;
 pub mod password_policy;

@@ -6,6 +6,7 @@
 //! commit together.
 
 pub mod invitation;
+pub mod recovery;
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;

@@ -80,8 +80,12 @@ pub async fn submit(
         ip,
     };
     match login::sign_in(&state.db, &state.hasher, attempt, state.clock.now()).await? {
+        SignIn::SecondStep { user_id } => {
+            data.begin_second_step(user_id, state.clock.now())?;
+            Ok(see_other("/login/two-factor"))
+        }
         SignIn::Succeeded { user_id } => {
-            data.sign_in(user_id, state.clock.now())?;
+            data.sign_in(user_id, state.clock.now(), &crate::web::client_browser(&req))?;
             let home = login::home_of(&state.db, user_id)
                 .await?
                 .unwrap_or_else(|| "/login".to_owned());

@@ -1,10 +1,13 @@
 //! HTTP only: the one route table. Handlers live one file per page or action and never build SQL.
 
+mod account;
 mod assets;
 mod health;
 mod invite;
 mod login;
+mod login_two_factor;
 mod ops;
+mod reset;
 mod tenant;
 
 use actix_web::web;
@@ -19,6 +22,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/invite/{token}", web::get().to(invite::form))
         .route("/invite/{token}", web::post().to(invite::submit))
+        .route("/login/two-factor", web::get().to(login_two_factor::form))
+        .route("/login/two-factor", web::post().to(login_two_factor::submit))
+        .route("/reset/{token}", web::get().to(reset::form))
+        .route("/reset/{token}", web::post().to(reset::submit))
+        .route("/account", web::get().to(account::show))
+        .route("/account/password", web::post().to(account::password::change))
+        .route(
+            "/account/sessions/{id}/revoke",
+            web::post().to(account::sessions::revoke),
+        )
+        .route(
+            "/account/sessions/revoke-others",
+            web::post().to(account::sessions::revoke_others),
+        )
+        .route(
+            "/account/two-factor",
+            web::get().to(account::two_factor::show),
+        )
+        .route(
+            "/account/two-factor",
+            web::post().to(account::two_factor::submit),
+        )
         .route("/ops", web::get().to(ops::exchanges::root))
         .route("/ops/", web::get().to(ops::exchanges::root))
         .route("/ops/exchanges", web::get().to(ops::exchanges::list))
@@ -48,6 +73,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/ops/tenants/{slug}/users/{id}/disable",
             web::post().to(ops::tenants::disable_user::submit),
+        )
+        .route(
+            "/ops/tenants/{slug}/users/{id}/reset-link",
+            web::post().to(ops::tenants::user_recovery::reset_link),
+        )
+        .route(
+            "/ops/tenants/{slug}/users/{id}/clear-two-factor",
+            web::post().to(ops::tenants::user_recovery::clear_two_factor),
         )
         .route("/t/{slug}/", web::get().to(tenant::home::show))
         .route("/t/{slug}/connect", web::get().to(tenant::connect::form))
@@ -101,6 +134,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/t/{slug}/settings/finch/test",
             web::post().to(tenant::settings::check_credentials::run),
+        )
+        .route(
+            "/t/{slug}/settings/two-factor",
+            web::post().to(tenant::settings::two_factor::save),
         )
         .route(
             "/t/{slug}/settings/redirect-uris",

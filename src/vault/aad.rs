@@ -23,6 +23,8 @@ pub enum Purpose {
     AccessToken,
     /// The key-check value sealed under each KEK (no row: tenant and row are nil).
     KeyCheck,
+    /// A user's TOTP secret (row: the user; tenant: theirs, nil for operators).
+    TotpSecret,
 }
 
 impl Purpose {
@@ -31,6 +33,7 @@ impl Purpose {
             Self::FinchClientSecret => "finch-client-secret",
             Self::AccessToken => "access-token",
             Self::KeyCheck => "key-check",
+            Self::TotpSecret => "totp-secret",
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! `CurrentUser` is anyone signed in; `Operator` is platform staff; `TenantAdmin` is an admin of
 //! the tenant named in the path. Anonymous requests are sent to the login page; a signed-in user
-//! asking for something outside their reach gets 404, so existence is not revealed.
+//! asking for something outside their reach gets 404, so existence is not revealed. An operator
+//! (or an admin of a tenant that requires it) without two-factor sign-in is sent to `/account`
+//! by `Operator` and `TenantAdmin` until they enrol; `CurrentUser` (the account pages) lets them in.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +26,9 @@ pub struct CurrentUser {
     pub email: String,
     pub role: String,
     pub tenant_id: Option<Uuid>,
+    /// An operator, or an admin of a tenant that requires it, who has not enrolled in two-factor
+    /// sign-in yet: they may reach only their account pages until they have.
+    pub must_enrol: bool,
 }
 
 impl CurrentUser {
@@ -68,15 +73,20 @@ async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;
     let user = crate::db::run(&state.db, Scope::System, async |conn| {
-        users::find(conn, user_id).await
+        let Some(user) = users::find(conn, user_id).await? else {
+            return Ok(None);
+        };
+        let must_enrol = crate::auth::two_factor::must_enrol(conn, &user).await?;
+        Ok::<_, diesel::result::Error>(Some((user, must_enrol)))
     })
     .await?;
     match user {
-        Some(user) if user.disabled_at.is_none() => Ok(CurrentUser {
+        Some((user, must_enrol)) if user.disabled_at.is_none() => Ok(CurrentUser {
             id: user.id,
             email: user.email,
             role: user.role,
             tenant_id: user.tenant_id,
+            must_enrol,
         }),
         _ => {
             SessionData(&session).sign_out();
@@ -103,7 +113,9 @@ impl FromRequest for Operator {
         let req = req.clone();
         Box::pin(async move {
             let user = current_user(&req).await?;
-            if user.is_operator() {
+            if user.is_operator() && user.must_enrol {
+                Err(AppError::EnrolmentRequired)
+            } else if user.is_operator() {
                 Ok(Operator(user))
             } else {
                 Err(AppError::NotFound)
@@ -127,6 +139,9 @@ impl FromRequest for TenantAdmin {
             else {
                 return Err(AppError::NotFound);
             };
+            if user.must_enrol {
+                return Err(AppError::EnrolmentRequired);
+            }
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state missing")))?;

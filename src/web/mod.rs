@@ -20,3 +20,13 @@ pub use session::SessionData;
 pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
     req.peer_addr().map(|a| a.ip().to_string())
 }
+
+/// The browser of a request, summarised from its User-Agent (for the sessions list).
+pub fn client_browser(req: &actix_web::HttpRequest) -> String {
+    crate::domain::browser::summarise(
+        req.headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    )
+}

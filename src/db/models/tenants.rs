@@ -19,6 +19,8 @@ pub struct Tenant {
     pub credentials_version: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Its admins must enrol in two-factor sign-in before they reach anything but their account.
+    pub require_two_factor: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -79,4 +81,25 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Tenant>> {
         .select(Tenant::as_select())
         .load(conn)
         .await
+}
+
+/// Sets whether the tenant's admins must use two-factor sign-in. Returns the rows changed (0 when
+/// the setting already had that value).
+pub async fn set_require_two_factor(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    required: bool,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        tenants::table
+            .find(id)
+            .filter(tenants::require_two_factor.ne(required)),
+    )
+    .set((
+        tenants::require_two_factor.eq(required),
+        tenants::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .await
 }

@@ -191,3 +191,50 @@ pub async fn record_login(
     }
     Ok(updated)
 }
+
+/// Clears the failure count and lock after a correct code (the account is not signed in by it).
+pub async fn clear_failed_logins(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Sets a new password (already hashed) for an enabled user: a change or a reset. The failure
+/// count and any lock are cleared. Returns 0 for a disabled or missing user.
+pub async fn set_password(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::disabled_at.is_null()),
+    )
+    .set((
+        users::password_hash.eq(hash),
+        users::failed_logins.eq(0),
+        users::locked_until.eq(None::<DateTime<Utc>>),
+        users::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// Replaces the password hash with a stronger one of the same password (sign-in rehash).
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(at)))
+        .execute(conn)
+        .await
+}

@@ -1,5 +1,6 @@
 //! `GET /ops/tenants/{slug}`: one tenant's users and pending setup links, with the forms to invite
-//! an admin and to disable a user. The invite action renders this page too, once, with the link.
+//! an admin, to disable a user, to issue a password reset link and to clear two-factor sign-in.
+//! The invite and reset actions render this page too, once, with the link.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use crate::console::health::{self, TenantHealth};
 use crate::db::Scope;
-use crate::db::models::{invitations, tenants, users};
+use crate::db::models::{invitations, tenants, two_factor, users};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{Operator, PageContext, render_with};
@@ -23,6 +24,7 @@ struct MemberRow {
     status: &'static str,
     last_login: String,
     can_disable: bool,
+    two_factor: bool,
 }
 
 impl From<users::Member> for MemberRow {
@@ -43,6 +45,7 @@ impl From<users::Member> for MemberRow {
             status,
             last_login: m.last_login_at.map_or_else(|| "never".to_owned(), fmt_time),
             can_disable: m.disabled_at.is_none(),
+            two_factor: false,
         }
     }
 }
@@ -59,6 +62,8 @@ pub(super) struct InviteResult<'a> {
     pub error: Option<String>,
     /// The one-time link, with whom and until when: shown in this response only.
     pub link: Option<ShownLink<'a>>,
+    /// A one-time password reset link just issued: shown in this response only.
+    pub reset: Option<ShownLink<'a>>,
 }
 
 pub(super) struct ShownLink<'a> {
@@ -99,21 +104,31 @@ pub(super) async fn render(
             return Ok(None);
         };
         let members = users::list_for_tenant(conn, tenant.id).await?;
+        let enrolled = two_factor::enrolled_in_tenant(conn, tenant.id).await?;
         let pending = invitations::list_pending(conn, tenant.id, now).await?;
         let health = health::list(conn, now, Some(tenant.id), health::Sort::Slug)
             .await?
             .pop();
-        Ok(Some((tenant, members, pending, health)))
+        Ok(Some((tenant, members, enrolled, pending, health)))
     })
     .await?;
-    let Some((tenant, members, pending, health)) = found else {
+    let Some((tenant, members, enrolled, pending, health)) = found else {
         return Err(AppError::NotFound);
     };
     let page = TenantPage {
         page: PageContext::new(session, &operator.0, None)?,
         tenant,
         health,
-        members: members.into_iter().map(MemberRow::from).collect(),
+        members: members
+            .into_iter()
+            .map(|m| {
+                let two_factor = enrolled.contains(&m.id);
+                MemberRow {
+                    two_factor,
+                    ..MemberRow::from(m)
+                }
+            })
+            .collect(),
         pending,
         invite,
     };

@@ -41,6 +41,7 @@ pub async fn create(
         email: &form.email,
         error: Some(message),
         link: None,
+        reset: None,
     };
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
@@ -79,6 +80,7 @@ pub async fn create(
                     email: issued.email.to_string(),
                     expires: issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
                 }),
+                reset: None,
             };
             render(StatusCode::OK, &operator, &state, &session, &slug, result).await
         }

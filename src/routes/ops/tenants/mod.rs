@@ -4,6 +4,7 @@
 pub mod detail;
 pub mod disable_user;
 pub mod invite;
+pub mod user_recovery;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;

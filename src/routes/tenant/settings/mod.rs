@@ -7,6 +7,7 @@
 pub mod check_credentials;
 pub mod finch;
 pub mod redirect_uris;
+pub mod two_factor;
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -49,6 +50,7 @@ struct SettingsPage {
     callback_url: String,
     /// What the add form is pre-filled with: the callback URL unless it is already listed.
     suggested_uri: String,
+    require_two_factor: bool,
 }
 
 pub async fn show(
@@ -108,6 +110,7 @@ pub async fn show(
         redirect_uris: list,
         callback_url: callback,
         suggested_uri,
+        require_two_factor: admin.tenant.require_two_factor,
     };
     render(&page)
 }
