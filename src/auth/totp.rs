@@ -56,7 +56,8 @@ impl TotpSecret {
 
     /// The `otpauth://` URI the QR code carries (Key Uri Format: label `issuer:account`).
     pub fn otpauth_uri(&self, account: &str) -> Zeroizing<String> {
-        let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+        let encode =
+            |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
         Zeroizing::new(format!(
             "otpauth://totp/{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
             encode(&format!("{ISSUER}:{account}")),

@@ -41,7 +41,10 @@ fn open(vault: &Vault, row: &two_factor::Totp) -> Result<TotpSecret, AppError> {
 
 /// Whether this user may reach only their account pages until they enrol: an operator, or an
 /// admin of a tenant that requires two-factor, without a confirmed secret. Call in system scope.
-pub async fn must_enrol(conn: &mut AsyncPgConnection, user: &users::User) -> diesel::QueryResult<bool> {
+pub async fn must_enrol(
+    conn: &mut AsyncPgConnection,
+    user: &users::User,
+) -> diesel::QueryResult<bool> {
     let required = if user.role == users::ROLE_OPERATOR {
         true
     } else if let Some(tenant_id) = user.tenant_id {
@@ -68,7 +71,10 @@ pub async fn pending_enrolment(
     user: &users::User,
     now: DateTime<Utc>,
 ) -> Result<Option<Enrolment>, AppError> {
-    let existing = run(db, Scope::System, async |conn| two_factor::find(conn, user.id).await).await?;
+    let existing = run(db, Scope::System, async |conn| {
+        two_factor::find(conn, user.id).await
+    })
+    .await?;
     let secret = match existing {
         Some(row) if row.is_confirmed() => return Ok(None),
         Some(row) => open(vault, &row)?,
@@ -142,7 +148,10 @@ async fn throttled(
         return Ok(true);
     }
     let Some(key) = ip_key else { return Ok(false) };
-    Ok(run(db, Scope::System, async |conn| rate_limits::is_blocked(conn, key, now).await).await?)
+    Ok(run(db, Scope::System, async |conn| {
+        rate_limits::is_blocked(conn, key, now).await
+    })
+    .await?)
 }
 
 /// Counts a wrong code like a wrong password, and audits it.
@@ -195,7 +204,10 @@ async fn accept_totp(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    let Some(row) = run(db, Scope::System, async |conn| two_factor::find(conn, user.id).await).await?
+    let Some(row) = run(db, Scope::System, async |conn| {
+        two_factor::find(conn, user.id).await
+    })
+    .await?
     else {
         return Ok(false);
     };
@@ -409,10 +421,14 @@ pub async fn password_matches(
         users::record_failed_login(conn, user.id, lock_until(user.failed_logins + 1, now)).await?;
         audit::record(
             conn,
-            audit::Event::new(user_kind(user), Some(user.id), "account.password_check_failed")
-                .tenant(user.tenant_id)
-                .target("user", user.id)
-                .ip(ip),
+            audit::Event::new(
+                user_kind(user),
+                Some(user.id),
+                "account.password_check_failed",
+            )
+            .tenant(user.tenant_id)
+            .target("user", user.id)
+            .ip(ip),
         )
         .await
     })

@@ -16,9 +16,9 @@ use super::{CliError, migrated_pool};
 use crate::auth::password::PasswordHasher;
 use crate::config::ConfigError;
 use crate::db::models::tenants;
+use crate::db::models::users;
 use crate::db::{Scope, transaction};
 use crate::domain::{Email, Slug, password_policy};
-use crate::db::models::users;
 use crate::onboarding::{self, Actor, OnboardingError, invitation, recovery};
 
 /// A refusal or failure as the one line the CLI prints.
@@ -180,7 +180,10 @@ pub(super) async fn user_clear_two_factor(args: UserEmailArgs) -> Result<(), Cli
     if had {
         println!("Cleared two-factor sign-in of {}.", user.email);
     } else {
-        println!("{} had no two-factor sign-in (recorded anyway).", user.email);
+        println!(
+            "{} had no two-factor sign-in (recorded anyway).",
+            user.email
+        );
     }
     Ok(())
 }

@@ -48,7 +48,9 @@ mod tests {
             "Firefox on Linux"
         );
         assert_eq!(
-            summarise("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36 Edg/131.0"),
+            summarise(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36 Edg/131.0"
+            ),
             "Edge on Windows"
         );
         assert_eq!(summarise("<script>alert(1)</script>"), "Unknown browser");

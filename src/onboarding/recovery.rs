@@ -125,7 +125,8 @@ pub async fn accept(
     if users::set_password(conn, reset.user_id, password_hash, now).await? != 1 {
         return Err(OnboardingError::InvalidLink);
     }
-    let sessions_ended = crate::auth::session_store::revoke_all_for_user(conn, reset.user_id).await?;
+    let sessions_ended =
+        crate::auth::session_store::revoke_all_for_user(conn, reset.user_id).await?;
     audit::record(
         conn,
         audit::Event::new("anonymous", Some(reset.user_id), "password_reset.used")

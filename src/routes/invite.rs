@@ -131,7 +131,11 @@ pub async fn submit(
     .await;
     match accepted {
         Ok(accepted) => {
-            SessionData(&session).sign_in(accepted.user_id, now, &crate::web::client_browser(&req))?;
+            SessionData(&session).sign_in(
+                accepted.user_id,
+                now,
+                &crate::web::client_browser(&req),
+            )?;
             Ok(see_other(format!("/t/{}/", accepted.tenant_slug)))
         }
         // Used up (or revoked) between the lookup and now.

@@ -85,7 +85,11 @@ pub async fn submit(
             Ok(see_other("/login/two-factor"))
         }
         SignIn::Succeeded { user_id } => {
-            data.sign_in(user_id, state.clock.now(), &crate::web::client_browser(&req))?;
+            data.sign_in(
+                user_id,
+                state.clock.now(),
+                &crate::web::client_browser(&req),
+            )?;
             let home = login::home_of(&state.db, user_id)
                 .await?
                 .unwrap_or_else(|| "/login".to_owned());

@@ -24,7 +24,11 @@ struct SecondStepPage<'a> {
     error: Option<&'a str>,
 }
 
-fn render(status: StatusCode, session: &Session, error: Option<&str>) -> Result<HttpResponse, AppError> {
+fn render(
+    status: StatusCode,
+    session: &Session,
+    error: Option<&str>,
+) -> Result<HttpResponse, AppError> {
     let csrf = SessionData(session).csrf_token()?;
     render_with(
         status,
@@ -87,7 +91,9 @@ pub async fn submit(
                 flash(
                     &session,
                     "ok",
-                    format!("You signed in with a recovery code; it no longer works. {left} recovery code(s) left."),
+                    format!(
+                        "You signed in with a recovery code; it no longer works. {left} recovery code(s) left."
+                    ),
                 )?;
             }
             let home = login::home_of(&state.db, user.id)

@@ -23,11 +23,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/invite/{token}", web::get().to(invite::form))
         .route("/invite/{token}", web::post().to(invite::submit))
         .route("/login/two-factor", web::get().to(login_two_factor::form))
-        .route("/login/two-factor", web::post().to(login_two_factor::submit))
+        .route(
+            "/login/two-factor",
+            web::post().to(login_two_factor::submit),
+        )
         .route("/reset/{token}", web::get().to(reset::form))
         .route("/reset/{token}", web::post().to(reset::submit))
         .route("/account", web::get().to(account::show))
-        .route("/account/password", web::post().to(account::password::change))
+        .route(
+            "/account/password",
+            web::post().to(account::password::change),
+        )
         .route(
             "/account/sessions/{id}/revoke",
             web::post().to(account::sessions::revoke),

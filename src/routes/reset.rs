@@ -98,12 +98,28 @@ pub async fn submit(
     let password = &form.password;
     if password.expose_secret() != form.password_confirm.expose_secret() {
         let error = "The two passwords differ. Type the same password in both fields.";
-        return form_page(StatusCode::BAD_REQUEST, &session, &token, &email, Some(error.to_owned()));
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            &session,
+            &token,
+            &email,
+            Some(error.to_owned()),
+        );
     }
     if let Err(e) = password_policy::check(password.expose_secret()) {
-        return form_page(StatusCode::BAD_REQUEST, &session, &token, &email, Some(e.to_string()));
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            &session,
+            &token,
+            &email,
+            Some(e.to_string()),
+        );
     }
-    let hash = state.hasher.hash(password).await.map_err(AppError::internal)?;
+    let hash = state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(AppError::internal)?;
     let now = state.clock.now();
     let ip = crate::web::client_ip(&req);
     let mut conn = state.db.get().await?;

@@ -80,7 +80,11 @@ impl SessionData<'_> {
 
     /// The user whose second step is due, unless the window has passed.
     pub fn pending_second_step(&self, now: DateTime<Utc>) -> Option<Uuid> {
-        let until = self.0.get::<DateTime<Utc>>(PENDING_UNTIL_KEY).ok().flatten()?;
+        let until = self
+            .0
+            .get::<DateTime<Utc>>(PENDING_UNTIL_KEY)
+            .ok()
+            .flatten()?;
         (until > now)
             .then(|| self.0.get::<Uuid>(PENDING_USER_KEY).ok().flatten())
             .flatten()
@@ -88,7 +92,12 @@ impl SessionData<'_> {
 
     /// Starts an authenticated session: a new session id (the old one is deleted from the store),
     /// a new public id, fresh CSRF token and flow binding. `browser` is the User-Agent summary.
-    pub fn sign_in(&self, user_id: Uuid, now: DateTime<Utc>, browser: &str) -> Result<(), AppError> {
+    pub fn sign_in(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        browser: &str,
+    ) -> Result<(), AppError> {
         self.0.renew();
         self.0.clear();
         self.0

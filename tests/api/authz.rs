@@ -22,6 +22,8 @@ enum Reach {
     Tenant { status: u16 },
     /// Operators; `status` is an operator's answer.
     Ops { status: u16 },
+    /// Anyone signed in, on their own account; `status` is every signed-in user's answer.
+    Account { status: u16 },
 }
 
 /// What a request carries besides the CSRF token.
@@ -62,7 +64,7 @@ fn destructive(mut row: Row) -> Row {
 
 fn matrix() -> Vec<Row> {
     use Body::{Form, Json, Query};
-    use Reach::{Ops, Public, Tenant};
+    use Reach::{Account, Ops, Public, Tenant};
     let get = || Method::GET;
     let post = || Method::POST;
     vec![
@@ -366,6 +368,116 @@ fn matrix() -> Vec<Row> {
             Tenant { status: 303 },
             Body::None,
         )),
+        // Accounts (issue 13): the account pages, the second sign-in step, reset links, and
+        // the operator's and tenant's two-factor actions.
+        // No second step is due in these sessions: back to the start.
+        row(
+            get(),
+            "/login/two-factor",
+            Public {
+                anonymous: 303,
+                signed_in: 303,
+            },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/login/two-factor",
+            Public {
+                anonymous: 303,
+                signed_in: 303,
+            },
+            Form(|_| vec![("code", "123456".to_owned())]),
+        ),
+        row(
+            get(),
+            "/reset/{token}",
+            Public {
+                anonymous: 404,
+                signed_in: 404,
+            },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/reset/{token}",
+            Public {
+                anonymous: 404,
+                signed_in: 404,
+            },
+            Form(|_| {
+                vec![
+                    ("password", "a long enough passphrase 42".to_owned()),
+                    ("password_confirm", "a long enough passphrase 42".to_owned()),
+                ]
+            }),
+        ),
+        row(get(), "/account", Account { status: 200 }, Body::None),
+        // A wrong current password: refused with a flash, nothing changes.
+        row(
+            post(),
+            "/account/password",
+            Account { status: 303 },
+            Form(|_| {
+                vec![
+                    ("current_password", "not the password".to_owned()),
+                    ("new_password", "a long enough passphrase 42".to_owned()),
+                    (
+                        "new_password_confirm",
+                        "a long enough passphrase 42".to_owned(),
+                    ),
+                ]
+            }),
+        ),
+        // A session id that is nobody's (another user's is a 404 too: tests/api/account.rs).
+        row(
+            post(),
+            "/account/sessions/{session}/revoke",
+            Account { status: 404 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/account/sessions/revoke-others",
+            Account { status: 303 },
+            Body::None,
+        ),
+        row(
+            get(),
+            "/account/two-factor",
+            Account { status: 200 },
+            Body::None,
+        ),
+        // A wrong code: the page again, with the refusal.
+        row(
+            post(),
+            "/account/two-factor",
+            Account { status: 400 },
+            Form(|_| {
+                vec![
+                    ("action", "confirm".to_owned()),
+                    ("code", "000000".to_owned()),
+                ]
+            }),
+        ),
+        row(
+            post(),
+            "/ops/tenants/{slug}/users/{user}/reset-link",
+            Ops { status: 200 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/ops/tenants/{slug}/users/{user}/clear-two-factor",
+            Ops { status: 303 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/t/{slug}/settings/two-factor",
+            Tenant { status: 303 },
+            Body::None,
+        ),
         // Last of all: it ends the session of whoever calls it.
         destructive(row(
             post(),
@@ -402,11 +514,18 @@ pub(crate) fn routes_in_the_route_table() -> BTreeSet<(String, String)> {
 
 /// A matrix path with the route table's own placeholder names.
 fn as_route_pattern(path: &str) -> String {
-    ["connection", "attempt", "flow", "user", "redirect_uri"]
-        .iter()
-        .fold(path.to_owned(), |p, name| {
-            p.replace(&format!("{{{name}}}"), "{id}")
-        })
+    [
+        "connection",
+        "attempt",
+        "flow",
+        "user",
+        "redirect_uri",
+        "session",
+    ]
+    .iter()
+    .fold(path.to_owned(), |p, name| {
+        p.replace(&format!("{{{name}}}"), "{id}")
+    })
 }
 
 #[test]
@@ -453,6 +572,7 @@ impl Objects {
             .replace("{user}", &self.user.to_string())
             .replace("{redirect_uri}", &self.redirect_uri.to_string())
             .replace("{token}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .replace("{session}", &Uuid::nil().to_string())
             .replace("{file}", "app.css")
     }
 
@@ -680,6 +800,7 @@ async fn every_route_answers_each_role_as_the_matrix_says_and_refusals_change_no
     for row in rows.iter().filter(|r| r.path != "/logout") {
         let cases: Vec<(&Browser, Objects)> = match row.reach {
             Reach::Public { .. } => Vec::new(),
+            Reach::Account { .. } => vec![(anonymous, a.by("anonymous"))],
             Reach::Tenant { .. } => {
                 let mut cases = vec![
                     (anonymous, a.by("anonymous")),
@@ -748,6 +869,11 @@ async fn every_route_answers_each_role_as_the_matrix_says_and_refusals_change_no
                 .collect(),
             Reach::Tenant { status } => vec![(admin_a, a.by("admin of A"), status)],
             Reach::Ops { status } => vec![(operator, a.by("operator"), status)],
+            Reach::Account { status } => browsers
+                .iter()
+                .filter(|b| b.name != "anonymous")
+                .map(|b| (b, a.by(b.name), status))
+                .collect(),
         };
         for (browser, objects, status) in cases {
             let response = browser.send(&app, row, &objects).await;
@@ -763,7 +889,11 @@ async fn every_route_answers_each_role_as_the_matrix_says_and_refusals_change_no
                 row.method,
                 objects.fill(row.path)
             );
-            if status == 303 && row.path != "/logout" && row.path != "/" {
+            if status == 303
+                && row.path != "/logout"
+                && row.path != "/"
+                && row.path != "/login/two-factor"
+            {
                 assert_ne!(
                     location.as_deref(),
                     Some("/login"),

@@ -353,6 +353,32 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, email: &str, tenant_id: Option<uuid::Uuid>) -> TestUser {
+        let user = self.create_user_without_two_factor(email, tenant_id).await;
+        if tenant_id.is_none() {
+            // Operators must use two-factor sign-in: every test operator is enrolled, and
+            // `login_with` gives the second step's code.
+            self.enrol_two_factor(user.id, None).await;
+        }
+        user
+    }
+
+    /// Registers the app's master keys (as `serve` does at boot), so pages that seal work.
+    pub async fn register_keys(&self) {
+        let vault = self.vault();
+        let mut conn = self.pool.get().await.unwrap();
+        finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+            finchgate::keys::register_and_check(conn, &vault).await
+        })
+        .await
+        .expect("register the test master keys");
+    }
+
+    /// A user as `create_user` makes one, without two-factor sign-in even for an operator.
+    pub async fn create_user_without_two_factor(
+        &self,
+        email: &str,
+        tenant_id: Option<uuid::Uuid>,
+    ) -> TestUser {
         let password = format!("pw-{}", uuid::Uuid::new_v4());
         let hash = finchgate::auth::password::PasswordHasher::new(2)
             .hash(&SecretString::from(password.clone()))
@@ -386,8 +412,85 @@ impl TestApp {
         }
     }
 
-    /// GET /login then POST the form with `client`'s cookies; returns the POST's response.
-    pub async fn login_with(
+    /// Enrols a user in two-factor sign-in directly (as the enrolment page would) and returns
+    /// the secret.
+    pub async fn enrol_two_factor(
+        &self,
+        user_id: uuid::Uuid,
+        tenant_id: Option<uuid::Uuid>,
+    ) -> finchgate::auth::totp::TotpSecret {
+        use diesel_async::RunQueryDsl as _;
+        let vault = self.vault();
+        let secret = finchgate::auth::totp::TotpSecret::generate().unwrap();
+        let sealed = vault
+            .seal(
+                &finchgate::auth::two_factor::row_context(user_id, tenant_id),
+                secret.as_bytes(),
+            )
+            .unwrap();
+        let mut conn = self.pool.get().await.unwrap();
+        finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+            finchgate::keys::register_and_check(conn, &vault)
+                .await
+                .expect("register the test master keys");
+            finchgate::db::models::two_factor::put_pending(
+                conn,
+                user_id,
+                tenant_id,
+                sealed.kek_id.as_str(),
+                &sealed.envelope,
+                chrono::Utc::now(),
+            )
+            .await?;
+            diesel::sql_query("UPDATE user_totp SET confirmed_at = now() WHERE user_id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(user_id)
+                .execute(conn)
+                .await
+        })
+        .await
+        .unwrap();
+        secret
+    }
+
+    /// The two-factor secret of the user with this email (opened with the app's keys), if any.
+    pub async fn two_factor_secret_of(
+        &self,
+        email: &str,
+    ) -> Option<finchgate::auth::totp::TotpSecret> {
+        let vault = self.vault();
+        let mut conn = self.pool.get().await.unwrap();
+        let row =
+            finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+                let Some(user) = finchgate::db::models::users::find_by_email(conn, email).await?
+                else {
+                    return Ok(None);
+                };
+                finchgate::db::models::two_factor::find(conn, user.id).await
+            })
+            .await
+            .unwrap()?;
+        let bytes = vault
+            .open(
+                &finchgate::auth::two_factor::row_context(row.user_id, row.tenant_id),
+                &row.secret_envelope,
+            )
+            .unwrap();
+        Some(finchgate::auth::totp::TotpSecret::from_bytes(&bytes))
+    }
+
+    /// The code of `secret` for the app's clock now.
+    pub fn code_now(&self, secret: &finchgate::auth::totp::TotpSecret) -> String {
+        use finchgate::clock::Clock as _;
+        let step = self
+            .clock
+            .now()
+            .timestamp()
+            .div_euclid(finchgate::auth::totp::STEP_SECONDS);
+        secret.code_at_step(step).unwrap()
+    }
+
+    /// POST /login only (no second step): the password step's response.
+    pub async fn login_password_only(
         &self,
         client: &reqwest::Client,
         email: &str,
@@ -404,6 +507,58 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Submits `code` at the second sign-in step with `client`'s half-signed-in session.
+    pub async fn submit_second_step(
+        &self,
+        client: &reqwest::Client,
+        code: &str,
+    ) -> reqwest::Response {
+        let csrf = self.csrf_of(client, "/login/two-factor").await;
+        client
+            .post(format!("{}/login/two-factor", self.address))
+            .form(&[("code", code), ("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /login then POST the form with `client`'s cookies; returns the POST's response. An
+    /// account enrolled in two-factor sign-in gets its second step done too (with a code of its
+    /// secret; the last accepted step is forgotten first, so signing in twice within 30 s works),
+    /// and the response is the second step's.
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let response = self.login_password_only(client, email, password).await;
+        let second_step = response
+            .headers()
+            .get("location")
+            .is_some_and(|l| l == "/login/two-factor");
+        if !second_step {
+            return response;
+        }
+        let secret = self
+            .two_factor_secret_of(email)
+            .await
+            .expect("an account asked for a second step has a secret");
+        {
+            use diesel_async::RunQueryDsl as _;
+            let mut conn = self.db.connect().await;
+            diesel::sql_query(
+                "UPDATE user_totp SET last_step = NULL WHERE user_id = (SELECT id FROM users WHERE lower(email) = lower($1))",
+            )
+            .bind::<diesel::sql_types::Text, _>(email)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        let code = self.code_now(&secret);
+        self.submit_second_step(client, &code).await
     }
 
     /// Signs in with the app's default client; panics unless it lands on a home page.
@@ -828,4 +983,20 @@ pub fn connection_id_from(location: &str) -> uuid::Uuid {
         .nth(1)
         .unwrap_or_else(|| panic!("no connection in {location}"));
     uuid::Uuid::parse_str(rest.split('?').next().unwrap_or_default()).expect("a connection id")
+}
+
+/// A TOTP secret from the base32 text a page shows.
+pub fn secret_from_base32(text: &str) -> finchgate::auth::totp::TotpSecret {
+    let bytes = totp_rs::Secret::Encoded(text.to_owned())
+        .to_bytes()
+        .expect("the page shows base32");
+    finchgate::auth::totp::TotpSecret::from_bytes(&bytes)
+}
+
+/// The recovery codes a page shows (`<code class="recovery-code">…</code>`).
+pub fn recovery_codes_in(html: &str) -> Vec<String> {
+    html.split("<code class=\"recovery-code\">")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</code>").map(|(code, _)| code.to_owned()))
+        .collect()
 }

@@ -6,6 +6,7 @@
     reason = "a test should fail loudly at the line that broke"
 )]
 
+mod account;
 mod auth;
 mod authz;
 mod config;

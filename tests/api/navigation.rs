@@ -56,6 +56,14 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
         "/t/{slug}/flows/{id}",
         "the callback's redirect while an exchange is still in progress; it moves on by itself",
     ),
+    (
+        "/login/two-factor",
+        "the sign-in form's redirect for an account with two-factor sign-in (issue 13, accounts)",
+    ),
+    (
+        "/reset/{token}",
+        "a one-time password reset link, delivered out of band to someone not signed in",
+    ),
     ("/healthz", "for load balancers"),
     ("/readyz", "for load balancers"),
     ("/metrics", "for the metrics scraper"),
@@ -125,6 +133,12 @@ fn tenant_admin_pages(world: &World) -> Vec<Expected> {
             "/t/{slug}/attempts",
             format!("/t/{slug}/attempts"),
         ),
+        page("the account page", "/account", "/account"),
+        page(
+            "two-factor sign-in",
+            "/account/two-factor",
+            "/account/two-factor",
+        ),
     ];
     pages.extend(world.connections.iter().map(|id| {
         page(
@@ -171,6 +185,12 @@ fn operator_pages(world: &World) -> Vec<Expected> {
         .with("review", "open"),
         page("the CSV export", "/ops/exchanges.csv", "/ops/exchanges.csv"),
         page("the tenants", "/ops/tenants", "/ops/tenants"),
+        page("the account page", "/account", "/account"),
+        page(
+            "two-factor sign-in",
+            "/account/two-factor",
+            "/account/two-factor",
+        ),
     ];
     pages.extend(world.attempts.iter().map(|id| {
         page(

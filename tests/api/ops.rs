@@ -758,13 +758,13 @@ async fn every_onboarding_action_is_audited_without_tokens_or_passwords() {
 // ---------------------------------------------------------------------------------------------
 // the command line
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr_lines: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr_lines: Vec<String>,
 }
 
-async fn finchgate(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+pub(crate) async fn finchgate(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     use tokio::io::AsyncWriteExt as _;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finchgate"))
         .args(args)

@@ -334,6 +334,21 @@ impl Browser {
         self.wait_for_text("Sign out").await;
     }
 
+    /// Signs in with a password and then, at the second step, `code` (a TOTP or recovery code).
+    pub async fn sign_in_with_code(&self, email: &str, password: &str, code: &str) {
+        self.open_login().await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("form[action='/login'] button[type=submit]")
+            .await;
+        self.wait_for_text("Enter your code").await;
+        self.fill("#code", code).await;
+        self.shot("second-step").await;
+        self.click("form[action='/login/two-factor'] button[type=submit]")
+            .await;
+        self.wait_for_text("Sign out").await;
+    }
+
     pub async fn close(self) {
         self.client.close().await.unwrap();
     }

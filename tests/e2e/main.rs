@@ -91,7 +91,9 @@ async fn an_operator_sets_up_a_tenant_whose_admin_configures_finch() {
     let driver = Driver::start().await;
     let operator = app.create_user("ops@platform.test", None).await;
     let ops = driver.browser("setup-operator", &app).await;
-    ops.sign_in(&operator.email, &operator.password).await;
+    let code = app.code_now(&app.two_factor_secret_of(&operator.email).await.unwrap());
+    ops.sign_in_with_code(&operator.email, &operator.password, &code)
+        .await;
 
     // The operator creates the tenant and invites its first admin.
     ops.click_link("Tenants").await;
@@ -285,7 +287,9 @@ async fn a_denied_connection_and_a_failed_exchange_each_show_a_page_to_act_on() 
     // An operator finds both failures in the console, filters, opens one and resolves it.
     let operator = app.create_user("ops@platform.test", None).await;
     let ops = driver.browser("failures-operator", &app).await;
-    ops.sign_in(&operator.email, &operator.password).await;
+    let code = app.code_now(&app.two_factor_secret_of(&operator.email).await.unwrap());
+    ops.sign_in_with_code(&operator.email, &operator.password, &code)
+        .await;
     ops.click_link("Exchanges").await;
     ops.wait_for_text("user_denied").await;
     ops.wait_for_text("finch_server_error").await;
@@ -373,5 +377,116 @@ async fn an_admin_opens_a_connection_from_the_list_and_refreshes_it() {
     browser.wait_for_text("Connected since").await;
     assert!(browser.url().await.ends_with("/t/listed/"));
     browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_enrols_in_two_factor_and_signs_in_with_a_code_then_a_recovery_code() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let operator = app
+        .create_user_without_two_factor("ops@enrol.test", None)
+        .await;
+    let ops = driver.browser("two-factor-operator", &app).await;
+    ops.sign_in(&operator.email, &operator.password).await;
+
+    // Not enrolled: the account page asks for it, and the console is out of reach.
+    ops.wait_for_text("Set up two-factor sign-in before you continue")
+        .await;
+    ops.shot("must-enrol").await;
+    ops.click_link("Set up two-factor sign-in").await;
+    ops.wait_for_text("Add finchgate to your authenticator app")
+        .await;
+    assert!(
+        ops.page().await.contains("<svg"),
+        "the QR code is inline SVG"
+    );
+    ops.shot("enrol").await;
+    let shown = ops.value("#totp-secret").await.expect("the key is shown");
+    let secret = helpers::secret_from_base32(&shown);
+    ops.fill("#code", &app.code_now(&secret)).await;
+    ops.click("form[action='/account/two-factor'] button[type=submit]")
+        .await;
+    ops.wait_for_text("Your recovery codes").await;
+    ops.shot("recovery-codes").await;
+    let codes = ops.texts("code.recovery-code").await;
+    assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
+
+    // Enrolled: the console opens.
+    ops.click_link("Tenants").await;
+    ops.wait_for_url("/ops/tenants").await;
+    ops.click("form.signout button[type=submit]").await;
+    ops.wait_for_text("Sign in").await;
+
+    // Sign in with a code (the next step's: the one used to confirm is spent).
+    let step = {
+        use finchgate::clock::Clock as _;
+        app.clock
+            .now()
+            .timestamp()
+            .div_euclid(finchgate::auth::totp::STEP_SECONDS)
+    };
+    let next = secret.code_at_step(step + 1).unwrap();
+    ops.sign_in_with_code(&operator.email, &operator.password, &next)
+        .await;
+    ops.click("form.signout button[type=submit]").await;
+    ops.wait_for_text("Sign in").await;
+
+    // Then with a recovery code, which works once.
+    ops.sign_in_with_code(&operator.email, &operator.password, &codes[0])
+        .await;
+    ops.wait_for_text("recovery code(s) left").await;
+    ops.shot("recovery-code-used").await;
+    ops.click("form.signout button[type=submit]").await;
+    ops.wait_for_text("Sign in").await;
+    ops.open_login().await;
+    ops.fill("#email", &operator.email).await;
+    ops.fill("#password", &operator.password).await;
+    ops.click("form[action='/login'] button[type=submit]").await;
+    ops.wait_for_text("Enter your code").await;
+    ops.fill("#code", &codes[0]).await;
+    ops.click("form[action='/login/two-factor'] button[type=submit]")
+        .await;
+    ops.wait_for_text("That code did not work").await;
+    ops.shot("recovery-code-refused").await;
+    ops.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_changes_the_password_and_the_other_browsers_session_ends() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let setup = app.setup_connect("passwords").await;
+    let password = admin_password(&app, &setup.slug).await;
+    let email = format!("admin@{}.test", setup.slug);
+    let laptop = driver.browser("password-laptop", &app).await;
+    laptop.sign_in(&email, &password).await;
+    let phone = driver.browser("password-phone", &app).await;
+    phone.sign_in(&email, &password).await;
+
+    laptop.click_link("Account").await;
+    laptop.wait_for_text("Your sessions").await;
+    assert!(laptop.page().await.contains("(this session)"));
+    laptop.shot("account").await;
+    let new_password = "a brand new passphrase for e2e";
+    laptop.fill("#current_password", &password).await;
+    laptop.fill("#new_password", new_password).await;
+    laptop.fill("#new_password_confirm", new_password).await;
+    laptop
+        .click("form[action='/account/password'] button[type=submit]")
+        .await;
+    laptop.wait_for_text("Your password was changed").await;
+    laptop.shot("password-changed").await;
+
+    // The other browser's next click lands on the sign-in page.
+    phone.click_link("Attempts").await;
+    phone.wait_for_url("/login").await;
+    phone.shot("signed-out").await;
+    phone.sign_in(&email, new_password).await;
+    phone.close().await;
+    laptop.close().await;
     app.stop().await;
 }

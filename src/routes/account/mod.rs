@@ -48,10 +48,15 @@ fn fmt_time(t: DateTime<Utc>) -> String {
 }
 
 /// The signed-in user's full row (the extractor carries only what every page needs).
-pub(crate) async fn load_user(state: &AppState, user: &CurrentUser) -> Result<users::User, AppError> {
-    crate::db::run(&state.db, Scope::System, async |conn| users::find(conn, user.id).await)
-        .await?
-        .ok_or(AppError::LoginRequired)
+pub(crate) async fn load_user(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<users::User, AppError> {
+    crate::db::run(&state.db, Scope::System, async |conn| {
+        users::find(conn, user.id).await
+    })
+    .await?
+    .ok_or(AppError::LoginRequired)
 }
 
 /// This session's public id; a signed-in session always has one.
@@ -85,7 +90,10 @@ pub async fn show(
             current: s.public_id == current,
             created: fmt_time(s.created_at),
             last_seen: fmt_time(s.last_seen()),
-            browser: s.browser.clone().unwrap_or_else(|| "Unknown browser".to_owned()),
+            browser: s
+                .browser
+                .clone()
+                .unwrap_or_else(|| "Unknown browser".to_owned()),
             public_id: s.public_id,
         })
         .collect();

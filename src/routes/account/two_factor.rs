@@ -45,7 +45,10 @@ async fn tenant_of(
     let Some(id) = user.tenant_id else {
         return Ok(None);
     };
-    Ok(crate::db::run(&state.db, Scope::System, async |conn| tenants::find(conn, id).await).await?)
+    Ok(crate::db::run(&state.db, Scope::System, async |conn| {
+        tenants::find(conn, id).await
+    })
+    .await?)
 }
 
 async fn page(
@@ -96,7 +99,8 @@ fn refusal(refused: CodeRefused) -> (StatusCode, String) {
     match refused {
         CodeRefused::Wrong => (
             StatusCode::BAD_REQUEST,
-            "That code is not right (or was already used). Type the code your app shows now.".to_owned(),
+            "That code is not right (or was already used). Type the code your app shows now."
+                .to_owned(),
         ),
         CodeRefused::Throttled => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -171,7 +175,15 @@ pub async fn submit(
                 }
                 Err(DisableRefused::WrongPassword) => {
                     let message = "The password is not right.".to_owned();
-                    page(StatusCode::BAD_REQUEST, &user, &row, &state, &session, Some(message)).await
+                    page(
+                        StatusCode::BAD_REQUEST,
+                        &user,
+                        &row,
+                        &state,
+                        &session,
+                        Some(message),
+                    )
+                    .await
                 }
                 Err(DisableRefused::Code(refused)) => {
                     let (status, message) = refusal(refused);

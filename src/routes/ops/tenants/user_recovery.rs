@@ -64,7 +64,15 @@ pub async fn reset_link(
                 }),
                 ..InviteResult::default()
             };
-            render(StatusCode::OK, &operator, &state, &session, &tenant.slug, result).await
+            render(
+                StatusCode::OK,
+                &operator,
+                &state,
+                &session,
+                &tenant.slug,
+                result,
+            )
+            .await
         }
         Err(OnboardingError::Disabled(_)) => Err(AppError::Conflict(
             "This user is disabled, so no reset link can be issued.".to_owned(),
