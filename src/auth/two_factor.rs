@@ -355,17 +355,23 @@ pub enum DisableRefused {
     Code(CodeRefused),
 }
 
+/// What turning two-factor off takes: the password, a current code, and where it came from.
+pub struct DisableProof<'a> {
+    pub password: &'a SecretString,
+    pub code: &'a str,
+    pub ip: Option<String>,
+}
+
 /// Turns two-factor off for the user: needs their password and a current code.
 pub async fn disable(
     db: &Pool,
     vault: &Vault,
     hasher: &PasswordHasher,
     user: &users::User,
-    password: &SecretString,
-    code: &str,
-    ip: Option<String>,
+    proof: DisableProof<'_>,
     now: DateTime<Utc>,
 ) -> Result<Result<(), DisableRefused>, AppError> {
+    let DisableProof { password, code, ip } = proof;
     if !password_matches(db, hasher, user, password, ip.clone(), now).await? {
         return Ok(Err(DisableRefused::WrongPassword));
     }

@@ -120,7 +120,10 @@ async fn the_account_page_lists_my_sessions_marks_this_one_and_never_shows_a_ses
         page.contains("href=\"/account\""),
         "the nav links the account page"
     );
-    assert_eq!(count(&app.db, "SELECT count(*) FROM sessions").await, 2);
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM sessions").await,
+        2
+    );
     app.stop().await;
 }
 
@@ -327,7 +330,6 @@ async fn a_totp_code_is_accepted_once_within_one_step_of_skew() {
     app.login_with(&browser, &admin.email, &admin.password)
         .await;
     let (secret, _) = enrol(&app, &browser).await;
-    let step = step_now(&app);
     let sign_in_with = async |code: &str| {
         let client = app.new_browser();
         let first = app
@@ -337,12 +339,12 @@ async fn a_totp_code_is_accepted_once_within_one_step_of_skew() {
         let second = app.submit_second_step(&client, code).await;
         second.status().as_u16()
     };
-    // The code used to confirm (this step) is spent: a replay is refused.
-    assert_eq!(
-        sign_in_with(&secret.code_at_step(step).unwrap()).await,
-        401,
-        "replay"
-    );
+    // Each block starts at the beginning of a fresh step (the clock moved on to it), so real
+    // time does not cross a step boundary within it.
+    let step = align_to_a_fresh_step(&app);
+    let now = secret.code_at_step(step).unwrap();
+    assert_eq!(sign_in_with(&now).await, 303);
+    assert_eq!(sign_in_with(&now).await, 401, "a replay in the same step");
     // Two steps away either side: refused.
     assert_eq!(
         sign_in_with(&secret.code_at_step(step - 2).unwrap()).await,
@@ -354,18 +356,27 @@ async fn a_totp_code_is_accepted_once_within_one_step_of_skew() {
     );
     // One step ahead: accepted, once.
     let ahead = secret.code_at_step(step + 1).unwrap();
-    assert_eq!(sign_in_with(&ahead).await, 303);
+    assert_eq!(sign_in_with(&ahead).await, 303, "one step ahead");
     assert_eq!(sign_in_with(&ahead).await, 401, "the same code twice");
-    // One step behind a later clock: accepted (the clock moved two steps on).
+    // One step behind: accepted (well after the last accepted step).
     app.clock
-        .advance(chrono::Duration::seconds(2 * STEP_SECONDS));
-    let behind = secret.code_at_step(step_now(&app) - 1).unwrap();
-    // step_now - 1 == step + 1 was already used: it stays refused.
-    assert_eq!(sign_in_with(&behind).await, 401, "an already used step");
-    app.clock.advance(chrono::Duration::seconds(STEP_SECONDS));
-    let behind = secret.code_at_step(step_now(&app) - 1).unwrap();
+        .advance(chrono::Duration::seconds(3 * STEP_SECONDS));
+    let step = align_to_a_fresh_step(&app);
+    let behind = secret.code_at_step(step - 1).unwrap();
     assert_eq!(sign_in_with(&behind).await, 303, "one step behind");
+    // An older code than the last accepted one is refused even within the skew.
+    let older = secret.code_at_step(step - 2).unwrap();
+    assert_eq!(sign_in_with(&older).await, 401);
     app.stop().await;
+}
+
+/// Moves the app's clock to the start of the next TOTP step; returns that step.
+fn align_to_a_fresh_step(app: &TestApp) -> i64 {
+    let now = app.clock.now().timestamp();
+    let into = now.rem_euclid(STEP_SECONDS);
+    app.clock
+        .advance(chrono::Duration::seconds(STEP_SECONDS - into));
+    step_now(app)
 }
 
 #[tokio::test]
@@ -388,11 +399,16 @@ async fn the_half_signed_in_session_reaches_nothing_but_the_second_step() {
             "{path}"
         );
     }
-    assert_eq!(get(&app, &half, "/login/two-factor").await.status(), 200);
+    let csrf = app.csrf_of(&half, "/login/two-factor").await;
     // The window closes after a few minutes.
     app.clock.advance(chrono::Duration::minutes(6));
     let code = app.code_now(&secret);
-    let late = app.submit_second_step(&half, &code).await;
+    let late = half
+        .post(format!("{}/login/two-factor", app.address))
+        .form(&[("code", code.as_str()), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(location(&late).as_deref(), Some("/login"));
     app.stop().await;
 }
@@ -408,7 +424,7 @@ async fn a_recovery_code_works_once() {
     assert_eq!(
         count(
             &app.db,
-            "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL"
+            "SELECT count(*) AS n FROM recovery_codes WHERE used_at IS NULL"
         )
         .await,
         10
@@ -507,7 +523,7 @@ async fn an_operator_without_two_factor_reaches_only_the_account_pages() {
     )
     .await;
     assert_eq!(location(&created).as_deref(), Some("/account"));
-    assert_eq!(count(&app.db, "SELECT count(*) FROM tenants").await, 0);
+    assert_eq!(count(&app.db, "SELECT count(*) AS n FROM tenants").await, 0);
     let page = get(&app, &browser, "/account").await.text().await.unwrap();
     assert!(page.contains("Set up two-factor sign-in before you continue"));
     enrol(&app, &browser).await;
@@ -550,7 +566,7 @@ async fn the_tenant_setting_requires_two_factor_of_its_admins_and_is_audited() {
     assert_eq!(
         count(
             &app.db,
-            "SELECT count(*) FROM tenants WHERE require_two_factor"
+            "SELECT count(*) AS n FROM tenants WHERE require_two_factor"
         )
         .await,
         0
@@ -568,7 +584,7 @@ async fn the_tenant_setting_requires_two_factor_of_its_admins_and_is_audited() {
     assert_eq!(
         count(
             &app.db,
-            "SELECT count(*) FROM tenants WHERE require_two_factor"
+            "SELECT count(*) AS n FROM tenants WHERE require_two_factor"
         )
         .await,
         1
@@ -649,9 +665,12 @@ async fn an_admin_turns_two_factor_off_with_password_and_code() {
     )
     .await;
     assert_eq!(off.status(), 303);
-    assert_eq!(count(&app.db, "SELECT count(*) FROM user_totp").await, 0);
     assert_eq!(
-        count(&app.db, "SELECT count(*) FROM recovery_codes").await,
+        count(&app.db, "SELECT count(*) AS n FROM user_totp").await,
+        0
+    );
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM recovery_codes").await,
         0
     );
     assert_eq!(audited(&app, "two_factor.disabled").await, 1);
@@ -792,7 +811,7 @@ async fn clearing_a_users_two_factor_is_an_audited_operator_action() {
     assert_eq!(
         count(
             &app.db,
-            "SELECT count(*) FROM user_totp WHERE tenant_id IS NOT NULL"
+            "SELECT count(*) AS n FROM user_totp WHERE tenant_id IS NOT NULL"
         )
         .await,
         0
@@ -852,7 +871,10 @@ async fn the_cli_issues_reset_links_and_clears_two_factor() {
     .await;
     assert_eq!(cleared.code, 0, "{:#?}", cleared.stderr_lines);
     assert!(cleared.stdout.contains("Cleared two-factor sign-in"));
-    assert_eq!(count(&app.db, "SELECT count(*) FROM user_totp").await, 0);
+    assert_eq!(
+        count(&app.db, "SELECT count(*) AS n FROM user_totp").await,
+        0
+    );
     assert_eq!(audited(&app, "two_factor.cleared").await, 1);
     let unknown = crate::ops::finchgate(
         &["user", "reset", "--email", "nobody@acme.test"],

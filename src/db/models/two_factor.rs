@@ -56,25 +56,23 @@ pub async fn put_pending(
     envelope: &[u8],
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::insert_into(user_totp::table)
-        .values((
-            user_totp::user_id.eq(user_id),
-            user_totp::tenant_id.eq(tenant_id),
-            user_totp::secret_kek_id.eq(kek_id),
-            user_totp::secret_envelope.eq(envelope),
-            user_totp::created_at.eq(now),
-        ))
-        .on_conflict(user_totp::user_id)
-        .do_update()
-        .set((
-            user_totp::secret_kek_id.eq(kek_id),
-            user_totp::secret_envelope.eq(envelope),
-            user_totp::created_at.eq(now),
-            user_totp::last_step.eq(None::<i64>),
-        ))
-        .filter(user_totp::confirmed_at.is_null())
-        .execute(conn)
-        .await
+    diesel::sql_query(
+        "INSERT INTO user_totp (user_id, tenant_id, secret_kek_id, secret_envelope, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id) DO UPDATE
+            SET secret_kek_id = EXCLUDED.secret_kek_id,
+                secret_envelope = EXCLUDED.secret_envelope,
+                created_at = EXCLUDED.created_at,
+                last_step = NULL
+          WHERE user_totp.confirmed_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(tenant_id)
+    .bind::<diesel::sql_types::Text, _>(kek_id)
+    .bind::<diesel::sql_types::Bytea, _>(envelope)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .execute(conn)
+    .await
 }
 
 /// Records `step` as accepted, only if it is later than the last accepted one: one statement, so

@@ -157,17 +157,14 @@ pub async fn submit(
                 .password
                 .clone()
                 .unwrap_or_else(|| SecretString::from(String::new()));
-            let outcome = two_factor::disable(
-                &state.db,
-                &state.vault,
-                &state.hasher,
-                &row,
-                &password,
-                &form.code,
+            let proof = two_factor::DisableProof {
+                password: &password,
+                code: &form.code,
                 ip,
-                now,
-            )
-            .await?;
+            };
+            let outcome =
+                two_factor::disable(&state.db, &state.vault, &state.hasher, &row, proof, now)
+                    .await?;
             match outcome {
                 Ok(()) => {
                     flash(&session, "ok", "Two-factor sign-in is off.")?;
