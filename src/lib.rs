@@ -19,9 +19,9 @@
 //! | [`connect`]   | the Connect flows: start, callback (input, claim, store), managing a connection, the ledger rows, the reaper |
 //! | [`credentials`] | a tenant's Finch credentials: input rules, seal/store/open, saving the settings form, "Test credentials" |
 //! | [`console`]   | the operator console: filters, keyset pages, groups, trends, health, triage, CSV, seeding |
-//! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users (console and CLI) |
+//! | [`onboarding`] | tenants, operators, one-time admin setup links, disabling users, password reset links, clearing two-factor (console and CLI) |
 //! | [`keys`]      | master keys against the database: the boot-time key check, status, rotation, retirement |
-//! | [`auth`]      | signing in (back-off, throttle, audit), password hashing off the executor, the Postgres session store |
+//! | [`auth`]      | signing in (back-off, throttle, audit), two-factor (TOTP, recovery codes), the account's password and sessions, password hashing off the executor, the Postgres session store |
 //! | [`finch`]     | the production Finch client (single-use-safe retry policy) and Finch's wire types |
 //! | [`sandbox`]   | the Finch sandbox emulator, its own actix app (shares only wire types with [`finch`]) |
 //! | [`db`]        | pool, scoped transactions, generated schema, embedded migrations, per-table queries |
