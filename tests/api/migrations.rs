@@ -33,10 +33,13 @@ const DATA_MODEL: &[&str] = &[
     "invitations",
     "keyring",
     "keyring_wraps",
+    "password_resets",
     "rate_limits",
+    "recovery_codes",
     "redirect_uris",
     "sessions",
     "tenants",
+    "user_totp",
     "users",
 ];
 

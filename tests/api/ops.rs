@@ -834,7 +834,8 @@ async fn the_cli_creates_an_operator_from_stdin_who_can_then_sign_in() {
         .login_with(&app.new_browser(), "ops@example.test", password)
         .await;
     assert_eq!(signed_in.status(), 303);
-    assert_eq!(signed_in.headers()["location"], "/ops/tenants");
+    // A new operator has no two-factor sign-in yet: the account page first (issue 13).
+    assert_eq!(signed_in.headers()["location"], "/account");
     assert_eq!(
         app.login_with(&app.new_browser(), "ops@example.test", password.trim())
             .await
