@@ -35,6 +35,11 @@ pub enum RetireError {
         rows.connection_tokens
     )]
     InUse { id: KekId, rows: PerTable },
+    /// `keys rotate` does not re-wrap two-factor secrets yet (docs/security.md, "Accounts").
+    #[error(
+        "refusing to retire key \"{id}\": {n} two-factor secret(s) (user_totp) still use it and `finchgate keys rotate` does not re-wrap them yet; clear those users' two-factor sign-in (`finchgate user clear-two-factor`) so they enrol again under the active key, then retire"
+    )]
+    InUseByTwoFactor { id: KekId, n: i64 },
     #[error("database error while retiring a key: {0}")]
     Database(#[from] diesel::result::Error),
 }
@@ -65,6 +70,10 @@ pub async fn retire(
                 id: id.clone(),
                 rows,
             });
+        }
+        let n = crate::db::models::two_factor::count_under_key(conn, id.as_str()).await?;
+        if n > 0 {
+            return Err(RetireError::InUseByTwoFactor { id: id.clone(), n });
         }
         let at = keyring_rows::retire(conn, id.as_str()).await?;
         audit::record(

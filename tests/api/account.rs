@@ -888,3 +888,36 @@ async fn the_cli_issues_reset_links_and_clears_two_factor() {
     assert_ne!(unknown.code, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_that_still_seals_a_two_factor_secret_is_not_retired() {
+    let app = spawn_app().await;
+    let (_, admin) = tenant_admin(&app, "acme").await;
+    let mut conn = app.db.connect().await;
+    // An older key that only this admin's two-factor secret uses.
+    diesel::sql_query("INSERT INTO keyring (kek_id, check_value) VALUES ('old', '\\x00')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO user_totp (user_id, secret_kek_id, secret_envelope) VALUES ($1, 'old', '\\x00')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(admin.id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut pooled = app.pool.get().await.unwrap();
+    let old = finchgate::vault::KekId::parse("old").unwrap();
+    let refused = finchgate::keys::retire::retire(&mut pooled, &app.vault(), &old).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("1 two-factor secret(s)"), "{message}");
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM keyring WHERE retired_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    app.stop().await;
+}
