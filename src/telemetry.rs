@@ -61,10 +61,16 @@ where
 }
 
 /// Path prefixes whose remainder is a secret (a one-time setup-link token).
-const SECRET_PATH_PREFIXES: &[&str] = &["/invite/"];
+const SECRET_PATH_PREFIXES: &[&str] = &["/invite/", "/c/"];
+
+/// Paths under a secret prefix that carry no secret (a connect link's closing page).
+const PUBLIC_PATHS: &[&str] = &["/c/done"];
 
 /// The request path as it may be logged: a secret path segment becomes `{token}`.
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if PUBLIC_PATHS.contains(&path) {
+        return path.into();
+    }
     match SECRET_PATH_PREFIXES
         .iter()
         .find(|prefix| path.starts_with(**prefix))

@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod keys;
+mod links;
 mod migrations;
 mod navigation;
 mod ops;

@@ -56,6 +56,14 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
         "/t/{slug}/flows/{id}",
         "the callback's redirect while an exchange is still in progress; it moves on by itself",
     ),
+    (
+        "/c/{token}",
+        "a connect link, sent by the tenant to a customer who has no account (issue 14)",
+    ),
+    (
+        "/c/done",
+        "where a connect link's callback sends a customer without a return URI",
+    ),
     ("/healthz", "for load balancers"),
     ("/readyz", "for load balancers"),
     ("/metrics", "for the metrics scraper"),
@@ -124,6 +132,11 @@ fn tenant_admin_pages(world: &World) -> Vec<Expected> {
             "the attempts list",
             "/t/{slug}/attempts",
             format!("/t/{slug}/attempts"),
+        ),
+        page(
+            "the connect links",
+            "/t/{slug}/links",
+            format!("/t/{slug}/links"),
         ),
     ];
     pages.extend(world.connections.iter().map(|id| {

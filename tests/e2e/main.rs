@@ -375,3 +375,102 @@ async fn an_admin_opens_a_connection_from_the_list_and_refreshes_it() {
     browser.close().await;
     app.stop().await;
 }
+
+/// The tenant's own page a connect link returns to: a tiny loopback server answering every
+/// request with one page. Returns its base URL.
+async fn tenant_return_page() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let body = "<!doctype html><title>Tenant</title><h1>Back at the tenant's app</h1>";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{address}/payroll/connected")
+}
+
+#[tokio::test]
+async fn a_customer_connects_from_a_link_without_an_account_and_lands_on_the_tenants_page() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let admin = connected_tenant_admin(&app, &driver, "links").await;
+    let return_uri = tenant_return_page().await;
+
+    // The admin whitelists the tenant's page as a return URI, then creates a link.
+    admin.click_link("Settings").await;
+    admin.fill("#return-uri", &return_uri).await;
+    admin.click("#add-return-uri").await;
+    admin.wait_for_text("to the whitelist").await;
+    admin.click("#nav-links").await;
+    admin.wait_for_text("id=\"link-form\"").await;
+    admin.fill("#customer_id", "cust-e2e").await;
+    admin.fill("#customer_name", "Bolt Bikes").await;
+    admin.select_value("#return_uri", &return_uri).await;
+    admin.shot("link-form").await;
+    admin.click("#create-link").await;
+    admin.wait_for_text("id=\"link-created\"").await;
+    admin.shot("link-created").await;
+    let link = admin.value("#link-url").await.unwrap();
+
+    // The customer, in a browser of its own and signed in nowhere, opens the link from a message.
+    let customer = driver.browser("links-customer", &app).await;
+    customer
+        .open_message("Bolt Bikes: please connect your payroll provider", &link)
+        .await;
+    customer.click("#message-link").await;
+    customer.wait_for_text("Bolt Bikes").await;
+    customer.shot("link-page").await;
+    customer.click("#link-continue").await;
+    customer
+        .wait_for_text("Connect your payroll provider")
+        .await;
+    assert!(
+        customer
+            .url()
+            .await
+            .starts_with(app.sandbox.base_url().as_str()),
+        "at Finch Connect (the emulator)"
+    );
+    customer.click("#approve").await;
+    customer.wait_for_url("connection_id=").await;
+    customer.wait_for_text("Back at the tenant").await;
+    customer.shot("back-at-the-tenant").await;
+    let landed = url::Url::parse(&customer.url().await).unwrap();
+    assert!(landed.as_str().starts_with(&return_uri), "{landed}");
+    let keys: Vec<String> = landed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(keys, ["connection_id", "status"], "{landed}");
+    let connection_id = landed
+        .query_pairs()
+        .find(|(k, _)| k == "connection_id")
+        .unwrap()
+        .1
+        .into_owned();
+
+    // The admin sees the completed link and, from it, the connection.
+    admin.click("#nav-links").await;
+    admin.wait_for_text("data-status=\"completed\"").await;
+    admin.shot("link-completed").await;
+    admin.click_link("connection").await;
+    admin.wait_for_url(&connection_id).await;
+    admin.wait_for_text("active").await;
+    admin.wait_for_text("Bolt Bikes").await;
+    admin.shot("the-connection").await;
+
+    customer.close().await;
+    admin.close().await;
+    app.stop().await;
+}

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod flows;
 pub mod invitations;
 pub mod keyring;
+pub mod links;
 pub mod rate_limits;
 pub mod redirect_uris;
 pub mod tenants;
