@@ -407,7 +407,7 @@ async fn usable(state: &AppState, token: &str) -> Result<Option<Public>, AppErro
     })
     .await?;
     Ok(found.and_then(|(link, tenant)| {
-        (link.is_usable(now) && tenant.status == "active").then(|| Public {
+        (link.is_usable(now) && tenant.status == "active").then_some(Public {
             link,
             tenant_name: tenant.name,
             tenant_slug: tenant.slug,
