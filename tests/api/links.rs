@@ -177,21 +177,21 @@ async fn a_customer_connects_from_a_link_and_lands_on_the_return_uri_with_only_i
     let customer_id = crate::helpers::count(
         &app.db,
         &format!(
-            "SELECT count(*) FROM connections WHERE id = '{connection_id}' AND customer_id = 'cust-42'"
+            "SELECT count(*) AS n FROM connections WHERE id = '{connection_id}' AND customer_id = 'cust-42'"
         ),
     )
     .await;
     assert_eq!(customer_id, 1, "the connection is the link's customer's");
     let ledger = crate::helpers::count(
         &app.db,
-        "SELECT count(*) FROM exchange_attempts a JOIN connect_flows f ON f.id = a.flow_id
+        "SELECT count(*) AS n FROM exchange_attempts a JOIN connect_flows f ON f.id = a.flow_id
           WHERE f.link_id IS NOT NULL AND a.user_id IS NULL AND a.outcome = 'succeeded'",
     )
     .await;
     assert_eq!(ledger, 1, "the attempt is in the ledger like any other");
     let audit = crate::helpers::count(
         &app.db,
-        "SELECT count(*) FROM audit_events WHERE action = 'link.created'",
+        "SELECT count(*) AS n FROM audit_events WHERE action = 'link.created'",
     )
     .await;
     assert_eq!(audit, 1);
@@ -259,7 +259,7 @@ async fn every_bad_token_gets_the_same_page_and_creates_no_finch_session() {
     // The revoke is audited.
     let audit = crate::helpers::count(
         &app.db,
-        "SELECT count(*) FROM audit_events WHERE action = 'link.revoked'",
+        "SELECT count(*) AS n FROM audit_events WHERE action = 'link.revoked'",
     )
     .await;
     assert_eq!(audit, 1);
@@ -339,7 +339,7 @@ async fn a_return_uri_not_on_the_whitelist_is_refused_at_creation() {
         assert!(html.contains("not on this workspace"), "{html}");
     }
     assert_eq!(
-        crate::helpers::count(&app.db, "SELECT count(*) FROM connect_links").await,
+        crate::helpers::count(&app.db, "SELECT count(*) AS n FROM connect_links").await,
         0
     );
     // Expiry: 1 to 30 days.
@@ -356,7 +356,7 @@ async fn an_admin_of_another_tenant_can_neither_see_nor_revoke_a_link() {
     let setup = app.setup_connect("acme").await;
     let link = create_link(&app, &setup, &[]).await;
     let (other, browser) = app.setup_connect_with_client("globex").await;
-    let id = crate::helpers::count(&app.db, "SELECT count(*) FROM connect_links").await;
+    let id = crate::helpers::count(&app.db, "SELECT count(*) AS n FROM connect_links").await;
     assert_eq!(id, 1);
     #[derive(diesel::QueryableByName)]
     struct IdRow {
