@@ -26,7 +26,10 @@ fn gone() -> Result<HttpResponse, AppError> {
     no_referrer(render_with(StatusCode::NOT_FOUND, &GonePage)?)
 }
 
-/// The token is in the URL: the browser must not send it anywhere as a referrer.
+/// The token is in the URL: a redirect from it must not carry it anywhere as a referrer. (The
+/// pages themselves keep the default `same-origin`: under `no-referrer` browsers send
+/// `Origin: null` on their same-origin POSTs, which the CSRF check refuses; `same-origin` never
+/// sends the address to another site either.)
 fn no_referrer(mut response: HttpResponse) -> Result<HttpResponse, AppError> {
     response
         .headers_mut()
@@ -53,7 +56,7 @@ pub async fn show(
         return gone();
     };
     let csrf = SessionData(&session).csrf_token()?;
-    no_referrer(render_with(
+    render_with(
         StatusCode::OK,
         &OpenPage {
             csrf_token: &csrf,
@@ -61,7 +64,7 @@ pub async fn show(
             customer_name: &public.link.customer_name,
             reconnect: public.link.reconnect_connection_id.is_some(),
         },
-    )?)
+    )
 }
 
 #[derive(Template)]
@@ -92,7 +95,7 @@ pub async fn continue_flow(
     };
     let cookie = link_cookie::cookie(&slug, state.settings.is_https(), &secret);
     let mut response = match started {
-        Started::Redirect { location, .. } => see_other(location),
+        Started::Redirect { location, .. } => no_referrer(see_other(location))?,
         Started::Embedded {
             session_id,
             state: flow_state,
@@ -122,7 +125,7 @@ pub async fn continue_flow(
         Started::Failed { .. } => return gone(),
     };
     response.add_cookie(&cookie).map_err(AppError::internal)?;
-    no_referrer(response)
+    Ok(response)
 }
 
 #[derive(Deserialize)]
