@@ -652,3 +652,54 @@ pub async fn after_callback(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finish(return_uri: Option<&str>, connection: Option<Uuid>, status: FinishStatus) -> String {
+        Finish {
+            return_uri: return_uri.map(str::to_owned),
+            connection_id: connection,
+            status,
+        }
+        .location()
+    }
+
+    #[test]
+    fn the_return_uri_gets_only_the_connection_and_the_status() {
+        let id = Uuid::nil();
+        assert_eq!(
+            finish(
+                Some("https://app.example/back"),
+                Some(id),
+                FinishStatus::Connected
+            ),
+            format!("https://app.example/back?connection_id={id}&status=connected")
+        );
+        assert_eq!(
+            finish(
+                Some("https://app.example/back?x=1"),
+                None,
+                FinishStatus::Failed
+            ),
+            "https://app.example/back?x=1&status=failed"
+        );
+    }
+
+    #[test]
+    fn without_a_return_uri_or_while_in_progress_the_customer_stays_on_finchgate() {
+        assert_eq!(
+            finish(None, Some(Uuid::nil()), FinishStatus::Connected),
+            "/c/done?status=connected"
+        );
+        assert_eq!(
+            finish(
+                Some("https://app.example/back"),
+                None,
+                FinishStatus::InProgress
+            ),
+            "/c/done?status=in_progress"
+        );
+    }
+}

@@ -474,3 +474,47 @@ async fn a_customer_connects_from_a_link_without_an_account_and_lands_on_the_ten
     admin.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_connects_from_an_embedded_link_and_gets_the_close_this_page_page() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let admin = connected_tenant_admin(&app, &driver, "linkembed").await;
+
+    admin.click("#nav-links").await;
+    admin.wait_for_text("id=\"link-form\"").await;
+    admin.fill("#customer_id", "cust-embedded").await;
+    admin.fill("#customer_name", "Cog Works").await;
+    admin.click("#link-flow-embedded").await;
+    admin.click("#create-link").await;
+    admin.wait_for_text("id=\"link-created\"").await;
+    let link = admin.value("#link-url").await.unwrap();
+
+    let customer = driver.browser("linkembed-customer", &app).await;
+    customer
+        .open_message("Cog Works: please connect your payroll provider", &link)
+        .await;
+    customer.click("#message-link").await;
+    customer.wait_for_text("Cog Works").await;
+    customer.click("#link-continue").await;
+    customer.wait_for_text("<iframe").await;
+    customer.shot("embedded-from-link").await;
+    customer.enter_frame("iframe").await;
+    customer
+        .wait_for_text("Connect your payroll provider")
+        .await;
+    customer.click("#approve").await;
+    customer.leave_frame().await;
+    customer.wait_for_url("/c/done").await;
+    customer.wait_for_text("You can close this page").await;
+    customer.shot("done").await;
+    assert_eq!(app.sandbox.count("POST", "/auth/token"), 1);
+
+    admin.click("#nav-links").await;
+    admin.wait_for_text("data-status=\"completed\"").await;
+
+    customer.close().await;
+    admin.close().await;
+    app.stop().await;
+}

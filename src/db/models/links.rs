@@ -246,3 +246,53 @@ pub async fn revoke(
     .await?;
     Ok(updated == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(now: DateTime<Utc>) -> Link {
+        Link {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            token_hash: vec![0; 32],
+            customer_id: "c".into(),
+            customer_name: "C".into(),
+            products: vec!["company".into()],
+            sandbox: None,
+            flow: "embedded".into(),
+            redirect_uri_id: None,
+            return_uri: None,
+            reconnect_connection_id: None,
+            created_by_user: None,
+            created_by_key: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::days(7),
+            opened_at: None,
+            current_flow_id: None,
+            completed_at: None,
+            connection_id: None,
+            failed_attempt_id: None,
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+
+    #[test]
+    fn the_status_follows_the_row_in_order_of_precedence() {
+        let now = Utc::now();
+        let mut l = link(now);
+        assert_eq!(l.status(now), "open");
+        l.opened_at = Some(now);
+        assert_eq!(l.status(now), "opened");
+        l.failed_attempt_id = Some(Uuid::nil());
+        assert_eq!(l.status(now), "failed");
+        assert!(l.is_usable(now), "a failed attempt may be tried again");
+        assert_eq!(l.status(now + chrono::Duration::days(8)), "expired");
+        l.completed_at = Some(now);
+        assert_eq!(l.status(now + chrono::Duration::days(8)), "completed");
+        assert!(!l.is_usable(now));
+        l.revoked_at = Some(now);
+        assert_eq!(l.status(now), "revoked");
+    }
+}
