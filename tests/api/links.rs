@@ -502,3 +502,50 @@ async fn a_reconnect_link_reauthenticates_the_connection_it_names() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_link_revoked_while_its_customer_is_at_finch_cannot_finish() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let link = create_link(&app, &setup, &[]).await;
+    let customer = app.new_browser();
+    let callback = continue_and_approve(&app, &customer, &link).await;
+
+    let list = app
+        .get(&format!("/t/{}/links", setup.slug))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(r#"data-status="opened""#), "{list}");
+    let revoke_path = list
+        .split("action=\"")
+        .filter_map(|s| s.split_once('"').map(|(p, _)| p.to_owned()))
+        .find(|p| p.ends_with("/revoke"))
+        .unwrap();
+    let csrf = crate::helpers::csrf_token_in(&list);
+    let revoked = app
+        .client
+        .post(format!("{}{revoke_path}", app.address))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+
+    let refused = customer.get(callback).send().await.unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    assert_eq!(
+        token_exchanges(&app),
+        0,
+        "nothing exchanged for a revoked link"
+    );
+    let list = app
+        .get(&format!("/t/{}/links", setup.slug))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(r#"data-status="revoked""#), "{list}");
+    app.stop().await;
+}
