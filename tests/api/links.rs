@@ -549,3 +549,29 @@ async fn a_link_revoked_while_its_customer_is_at_finch_cannot_finish() {
     assert!(list.contains(r#"data-status="revoked""#), "{list}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_link_customer_coming_back_without_a_state_is_told_what_to_do_and_nothing_is_exchanged() {
+    let app = spawn_app().await;
+    let setup = app.setup_connect("acme").await;
+    let link = create_link(&app, &setup, &[]).await;
+    let customer = app.new_browser();
+    let mut callback = continue_and_approve(&app, &customer, &link).await;
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != "state")
+        .collect();
+    callback.query_pairs_mut().clear().extend_pairs(pairs);
+    let response = customer.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Open the link you were sent again")
+    );
+    assert_eq!(token_exchanges(&app), 0);
+    app.stop().await;
+}

@@ -42,6 +42,11 @@ fn clean_redirect(location: String) -> HttpResponse {
     response
 }
 
+/// What a link's customer is told when Finch Connect came back without the flow's state (or
+/// with one finchgate does not know): nothing was done.
+const LINK_NOT_FINISHED: &str = "Finch Connect came back without what finchgate needs to finish \
+    this connection, so nothing was done. Open the link you were sent again and press Continue.";
+
 /// A callback from a browser with a link cookie: a connect link's customer finishing the
 /// link's flow (no admin session), or — when the state names no link's flow — the admin path's
 /// input, given back.
@@ -84,7 +89,15 @@ pub async fn redirect_flow(
         }
         Err(input) => input,
     };
-    let admin = TenantAdmin::extract(&req).await?;
+    let admin = match TenantAdmin::extract(&req).await {
+        Ok(admin) => admin,
+        // A link's customer (no account) whose callback names no flow of the link: there is
+        // nothing to sign in to, so say what to do instead of sending them to the login page.
+        Err(_) if link_cookie::read(&req, state.settings.is_https()).is_some() => {
+            return Err(AppError::BadRequest(LINK_NOT_FINISHED.into()));
+        }
+        Err(error) => return Err(error),
+    };
     let binding = SessionData(&session).flow_binding()?;
     let outcome = callback::handle(&state, admin.actor().into(), &binding, input).await?;
     let slug = &admin.tenant.slug;
