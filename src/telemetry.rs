@@ -2,7 +2,8 @@
 //!
 //! A callback URL carries an authorization code and a state in its query string, so nothing here
 //! ever records a query string, a header value or a body: only method, path, route, status, latency.
-//! Paths that carry a secret themselves (setup links, `/invite/{token}`) are logged redacted.
+//! Paths that carry a secret themselves (setup links, `/invite/{token}`; connect links,
+//! `/c/{token}`) are logged redacted.
 //!
 //! Every metric label takes its value from a fixed set (a method name, a route pattern of the
 //! route table, a status number), never from the request as sent: HTTP accepts method tokens of
@@ -61,10 +62,16 @@ where
 }
 
 /// Path prefixes whose remainder is a secret (a one-time setup-link token).
-const SECRET_PATH_PREFIXES: &[&str] = &["/invite/", "/reset/"];
+const SECRET_PATH_PREFIXES: &[&str] = &["/invite/", "/reset/", "/c/"];
+
+/// Paths under a secret prefix that carry no secret (a connect link's closing page).
+const PUBLIC_PATHS: &[&str] = &["/c/done"];
 
 /// The request path as it may be logged: a secret path segment becomes `{token}`.
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if PUBLIC_PATHS.contains(&path) {
+        return path.into();
+    }
     match SECRET_PATH_PREFIXES
         .iter()
         .find(|prefix| path.starts_with(**prefix))
@@ -220,6 +227,11 @@ mod tests {
             "/invite/{token}"
         );
         assert_eq!(loggable_path("/invite/x/y"), "/invite/{token}");
+        assert_eq!(
+            loggable_path("/c/0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "/c/{token}"
+        );
+        assert_eq!(loggable_path("/c/done"), "/c/done");
         assert_eq!(loggable_path("/ops/tenants/acme"), "/ops/tenants/acme");
         assert_eq!(loggable_path("/login"), "/login");
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::Admin;
+use super::Actor;
 use crate::db::models::{attempts, flows};
 use crate::db::transaction;
 use crate::domain::failure::{self, Failure};
@@ -138,7 +138,7 @@ impl<'a> FailedRow<'a> {
 /// opened and closed in one transaction. Returns its id.
 pub async fn record_failure(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     flow: Option<&flows::Flow>,
     stage: &str,
     row: &FailedRow<'_>,
@@ -147,14 +147,14 @@ pub async fn record_failure(
 ) -> Result<Uuid, AppError> {
     let id = Uuid::new_v4();
     let now = now.max(started_at);
-    transaction(conn, admin.scope(), async |conn| {
+    transaction(conn, actor.scope(), async |conn| {
         attempts::insert(
             conn,
             &attempts::NewAttempt {
                 id,
-                tenant_id: admin.tenant_id,
+                tenant_id: actor.tenant_id,
                 flow_id: flow.map(|f| f.id),
-                user_id: Some(admin.user_id),
+                user_id: actor.user_id,
                 stage,
                 flow_kind: flow.map(|f| f.flow.as_str()),
                 is_reauth: flow.is_some_and(|f| f.reauth_connection_id.is_some()),
@@ -165,7 +165,7 @@ pub async fn record_failure(
             },
         )
         .await?;
-        attempts::finish(conn, admin.tenant_id, id, &row.finish(now, None)).await
+        attempts::finish(conn, actor.tenant_id, id, &row.finish(now, None)).await
     })
     .await?;
     crate::telemetry::record_attempt("failed", row.failure().category, None);
@@ -175,16 +175,16 @@ pub async fn record_failure(
 /// Finishes an open ledger row and its exchanging flow as failed, in one transaction.
 pub async fn finish_failed(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     flow_id: Uuid,
     attempt_id: Uuid,
     row: &FailedRow<'_>,
     sent_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let tenant_id = admin.tenant_id;
+    let tenant_id = actor.tenant_id;
     let category = row.failure().category;
-    transaction(conn, admin.scope(), async |conn| {
+    transaction(conn, actor.scope(), async |conn| {
         attempts::finish(conn, tenant_id, attempt_id, &row.finish(now, sent_at)).await?;
         flows::finish(
             conn,

@@ -9,6 +9,7 @@
 pub mod callback;
 pub mod connection;
 pub mod ledger;
+pub mod link;
 pub mod reaper;
 pub mod start;
 
@@ -36,6 +37,61 @@ impl Admin {
     /// The scope of this admin's transactions: their tenant's rows only.
     pub fn scope(self) -> Scope {
         Scope::Tenant(self.tenant_id)
+    }
+}
+
+/// Who starts and finishes a Connect flow: a tenant admin (signed in), or the customer holding
+/// one of the tenant's connect links (no account: the link cookie binds the browser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub tenant_id: Uuid,
+    /// The admin, when an admin acts.
+    pub user_id: Option<Uuid>,
+    /// The connect link, when a link's customer acts.
+    pub link_id: Option<Uuid>,
+}
+
+impl Actor {
+    /// The customer of connect link `link_id` of tenant `tenant_id`.
+    pub fn link(tenant_id: Uuid, link_id: Uuid) -> Self {
+        Self {
+            tenant_id,
+            user_id: None,
+            link_id: Some(link_id),
+        }
+    }
+
+    /// The scope of the actor's transactions: their tenant's rows only.
+    pub fn scope(self) -> Scope {
+        Scope::Tenant(self.tenant_id)
+    }
+
+    /// Whom rate limits and refusal counters are kept for: the admin, or the link.
+    fn key(self) -> String {
+        match (self.user_id, self.link_id) {
+            (Some(user_id), _) => user_id.to_string(),
+            (None, Some(link_id)) => format!("link:{link_id}"),
+            (None, None) => format!("tenant:{}", self.tenant_id),
+        }
+    }
+
+    /// The audit trail's actor kind.
+    fn audit_kind(self) -> &'static str {
+        if self.user_id.is_some() {
+            "tenant_admin"
+        } else {
+            "anonymous"
+        }
+    }
+}
+
+impl From<Admin> for Actor {
+    fn from(admin: Admin) -> Self {
+        Self {
+            tenant_id: admin.tenant_id,
+            user_id: Some(admin.user_id),
+            link_id: None,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::ledger::{self, FailedRow};
-use super::{Admin, FLOW_MINUTES, Version, open_credentials};
+use super::{Actor, FLOW_MINUTES, Version, open_credentials};
 use crate::config::Limits;
 use crate::credentials::Opened;
 use crate::db::models::flows::{self, Transition};
@@ -41,7 +41,7 @@ pub struct StartRequest {
 /// Where the browser goes next.
 pub enum Started {
     /// 303 to Finch Connect.
-    Redirect { location: String },
+    Redirect { flow_id: Uuid, location: String },
     /// Render the embedded-flow page.
     Embedded {
         flow_id: Uuid,
@@ -52,22 +52,22 @@ pub enum Started {
     Failed { attempt_id: Uuid },
 }
 
-/// Starts a flow for `admin` in the browser session bound by `binding` (the session's flow
+/// Starts a flow for `actor` in the browser session bound by `binding` (the session's flow
 /// binding, stored hashed on the flow so only that session can finish it).
 pub async fn start(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     binding: &str,
     request: StartRequest,
 ) -> Result<Started, AppError> {
-    let tenant_id = admin.tenant_id;
+    let tenant_id = actor.tenant_id;
     let now = state.clock.now();
     let mut conn = state.db.get().await?;
 
     // The redirect URI comes only from the tenant's whitelist, by id, byte for byte.
     let redirect_uri = match request.flow {
         FlowKind::Redirect { redirect_uri_id } => {
-            let whitelist = transaction(&mut conn, admin.scope(), async |conn| {
+            let whitelist = transaction(&mut conn, actor.scope(), async |conn| {
                 redirect_uris::list(conn, tenant_id).await
             })
             .await?;
@@ -87,7 +87,7 @@ pub async fn start(
             let row = FailedRow::new(failure);
             let attempt_id = ledger::record_failure(
                 &mut conn,
-                admin,
+                actor,
                 None,
                 "session",
                 &row,
@@ -108,7 +108,7 @@ pub async fn start(
     let new = flows::NewFlow {
         id: Uuid::new_v4(),
         tenant_id,
-        user_id: Some(admin.user_id),
+        user_id: actor.user_id,
         session_binding: &sha256(binding),
         state_hash: &sha256(&state_token),
         flow: if redirect_uri.is_some() {
@@ -127,10 +127,11 @@ pub async fn start(
         reauth_connection_id: request.reauth.as_ref().map(|(id, _)| *id),
         created_at: now,
         expires_at: now + chrono::Duration::minutes(i64::from(FLOW_MINUTES)),
+        link_id: actor.link_id,
     };
     let limits = state.settings.limits;
-    let flow = transaction(&mut conn, admin.scope(), async |conn| {
-        if let Some(refusal) = over_limits(conn, admin, limits, now).await? {
+    let flow = transaction(&mut conn, actor.scope(), async |conn| {
+        if let Some(refusal) = over_limits(conn, actor, limits, now).await? {
             return Ok(Err(refusal));
         }
         flows::insert(conn, &new).await.map(Ok)
@@ -141,7 +142,7 @@ pub async fn start(
     match create_session(state, &credentials, &request, redirect.clone()).await {
         Ok(answer) => {
             let session_id = answer.value.session_id;
-            transaction(&mut conn, admin.scope(), async |conn| {
+            transaction(&mut conn, actor.scope(), async |conn| {
                 flows::set_finch_session(conn, tenant_id, flow.id, &session_id, state.clock.now())
                     .await
             })
@@ -162,19 +163,20 @@ pub async fn start(
                 .query_pairs_mut()
                 .append_pair("state", &state_token);
             Ok(Started::Redirect {
+                flow_id: flow.id,
                 location: location.to_string(),
             })
         }
         Err(error) => {
             let row = FailedRow::from_finch(&error);
             let failed = Transition::failed("pending", row.failure().category);
-            transaction(&mut conn, admin.scope(), async |conn| {
+            transaction(&mut conn, actor.scope(), async |conn| {
                 flows::finish(conn, tenant_id, flow.id, failed, state.clock.now()).await
             })
             .await?;
             let attempt_id = ledger::record_failure(
                 &mut conn,
-                admin,
+                actor,
                 Some(&flow),
                 "session",
                 &row,
@@ -193,13 +195,15 @@ pub async fn start(
 /// one.
 async fn over_limits(
     conn: &mut diesel_async::AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     limits: Limits,
     now: chrono::DateTime<chrono::Utc>,
 ) -> diesel::QueryResult<Option<AppError>> {
-    let (tenant_id, user_id) = (admin.tenant_id, admin.user_id);
+    let (tenant_id, who) = (actor.tenant_id, actor.key());
     flows::lock_starts(conn, tenant_id).await?;
-    let (mine, tenant) = flows::count_open(conn, tenant_id, user_id, now).await?;
+    // A link has one live flow at a time (a later Continue supersedes the earlier one); the
+    // per-admin cap is for admins.
+    let (mine, tenant) = flows::count_open(conn, tenant_id, actor.user_id, now).await?;
     let minutes = i64::from(FLOW_MINUTES);
     if mine >= limits.pending_flows_per_admin {
         return Ok(Some(AppError::Limited(format!(
@@ -216,7 +220,7 @@ async fn over_limits(
     let window = Limits::WINDOW.num_minutes();
     for (key, limit, whose) in [
         (
-            format!("connect-start:{user_id}"),
+            format!("connect-start:{who}"),
             limits.starts_per_admin(),
             "You have",
         ),

@@ -42,6 +42,34 @@ diesel::table! {
         expires_at -> Timestamptz,
         claimed_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        link_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    connect_links (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        token_hash -> Bytea,
+        customer_id -> Text,
+        customer_name -> Text,
+        products -> Array<Text>,
+        sandbox -> Nullable<Text>,
+        flow -> Text,
+        redirect_uri_id -> Nullable<Uuid>,
+        return_uri -> Nullable<Text>,
+        reconnect_connection_id -> Nullable<Uuid>,
+        created_by_user -> Nullable<Uuid>,
+        created_by_key -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        opened_at -> Nullable<Timestamptz>,
+        current_flow_id -> Nullable<Uuid>,
+        completed_at -> Nullable<Timestamptz>,
+        connection_id -> Nullable<Uuid>,
+        failed_attempt_id -> Nullable<Uuid>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Uuid>,
     }
 }
 
@@ -201,6 +229,7 @@ diesel::table! {
         uri -> Text,
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        kind -> Text,
     }
 }
 
@@ -261,9 +290,13 @@ diesel::table! {
 
 diesel::joinable!(audit_events -> tenants (tenant_id));
 diesel::joinable!(audit_events -> users (actor_user_id));
+diesel::joinable!(connect_flows -> connect_links (link_id));
 diesel::joinable!(connect_flows -> redirect_uris (redirect_uri_id));
 diesel::joinable!(connect_flows -> tenants (tenant_id));
 diesel::joinable!(connect_flows -> users (user_id));
+diesel::joinable!(connect_links -> exchange_attempts (failed_attempt_id));
+diesel::joinable!(connect_links -> redirect_uris (redirect_uri_id));
+diesel::joinable!(connect_links -> tenants (tenant_id));
 diesel::joinable!(connection_tokens -> keyring (kek_id));
 diesel::joinable!(connection_tokens -> tenants (tenant_id));
 diesel::joinable!(connections -> tenants (tenant_id));
@@ -288,6 +321,7 @@ diesel::joinable!(users -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     connect_flows,
+    connect_links,
     connection_tokens,
     connections,
     exchange_attempts,

@@ -4,6 +4,7 @@ mod account;
 mod assets;
 mod health;
 mod invite;
+mod link;
 mod login;
 mod login_two_factor;
 mod ops;
@@ -88,6 +89,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/ops/tenants/{slug}/users/{id}/clear-two-factor",
             web::post().to(ops::tenants::user_recovery::clear_two_factor),
         )
+        .route("/c/done", web::get().to(link::done))
+        .route("/c/{token}", web::get().to(link::show))
+        .route("/c/{token}", web::post().to(link::continue_flow))
         .route("/t/{slug}/", web::get().to(tenant::home::show))
         .route("/t/{slug}/connect", web::get().to(tenant::connect::form))
         .route("/t/{slug}/connect", web::post().to(tenant::connect::submit))
@@ -122,6 +126,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/t/{slug}/connections/{id}/disconnect",
             web::post().to(tenant::connections::disconnect),
+        )
+        .route("/t/{slug}/links", web::get().to(tenant::links::list))
+        .route("/t/{slug}/links", web::post().to(tenant::links::create))
+        .route(
+            "/t/{slug}/links/{id}/revoke",
+            web::post().to(tenant::links::revoke),
         )
         .route("/t/{slug}/attempts", web::get().to(tenant::attempts::list))
         .route(

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod extract;
 pub mod headers;
 pub mod input;
+pub mod link_cookie;
 pub mod page;
 pub mod pending_code;
 pub mod session;

@@ -478,6 +478,55 @@ fn matrix() -> Vec<Row> {
             Tenant { status: 303 },
             Body::None,
         ),
+        // Connect links (issue 14): the admin pages, and the public pages of a link. An unknown
+        // token is the one "no longer works" page (404) for everyone, signed in or not.
+        row(get(), "/t/{slug}/links", Tenant { status: 200 }, Body::None),
+        row(
+            post(),
+            "/t/{slug}/links",
+            Tenant { status: 200 },
+            Form(|o| {
+                vec![
+                    ("customer_id", format!("matrix-{}", o.actor)),
+                    ("customer_name", "Matrix".to_owned()),
+                    ("product", "company".to_owned()),
+                    ("flow", "embedded".to_owned()),
+                ]
+            }),
+        ),
+        destructive(row(
+            post(),
+            "/t/{slug}/links/{link}/revoke",
+            Tenant { status: 303 },
+            Body::None,
+        )),
+        row(
+            get(),
+            "/c/{token}",
+            Public {
+                anonymous: 404,
+                signed_in: 404,
+            },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/c/{token}",
+            Public {
+                anonymous: 404,
+                signed_in: 404,
+            },
+            Body::None,
+        ),
+        row(
+            get(),
+            "/c/done",
+            Public {
+                anonymous: 200,
+                signed_in: 200,
+            },
+            Body::None,
+        ),
         // Last of all: it ends the session of whoever calls it.
         destructive(row(
             post(),
@@ -521,6 +570,7 @@ fn as_route_pattern(path: &str) -> String {
         "user",
         "redirect_uri",
         "session",
+        "link",
     ]
     .iter()
     .fold(path.to_owned(), |p, name| {
@@ -559,6 +609,7 @@ struct Objects {
     flow: Uuid,
     user: Uuid,
     redirect_uri: Uuid,
+    link: Uuid,
     client_id: String,
     admin_email: String,
 }
@@ -571,6 +622,7 @@ impl Objects {
             .replace("{flow}", &self.flow.to_string())
             .replace("{user}", &self.user.to_string())
             .replace("{redirect_uri}", &self.redirect_uri.to_string())
+            .replace("{link}", &self.link.to_string())
             .replace("{token}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
             .replace("{session}", &Uuid::nil().to_string())
             .replace("{file}", "app.css")
@@ -591,6 +643,7 @@ impl Objects {
             flow: other.flow,
             user: other.user,
             redirect_uri: other.redirect_uri,
+            link: other.link,
             ..self.clone()
         }
     }
@@ -627,6 +680,21 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
     let spare = app
         .create_user(&format!("spare@{slug}.test"), Some(setup.tenant_id))
         .await;
+    // A connect link (issue 14), created as an admin does.
+    let csrf = app.csrf_of(browser, &format!("/t/{slug}/links")).await;
+    let created = browser
+        .post(format!("{}/t/{slug}/links", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("customer_id", "matrix"),
+            ("customer_name", "Matrix"),
+            ("product", "company"),
+            ("flow", "embedded"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200, "the link is created");
     let client_id: String = {
         #[derive(QueryableByName)]
         struct ClientId {
@@ -668,6 +736,12 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
         .await,
         user: spare.id,
         redirect_uri: setup.redirect_uri_id,
+        link: one_id(
+            app,
+            "SELECT id FROM connect_links WHERE tenant_id = $1",
+            setup.tenant_id,
+        )
+        .await,
         client_id,
         admin_email: format!("admin@{slug}.test"),
     }
@@ -744,7 +818,8 @@ async fn fingerprint(app: &TestApp) -> Fingerprint {
             (SELECT string_agg(id::text || ':' || status, ',' ORDER BY id) FROM connections),
             (SELECT count(*) FROM connection_tokens),
             (SELECT string_agg(status, ',' ORDER BY id) FROM connect_flows),
-            (SELECT string_agg(id::text || ':' || review_state, ',' ORDER BY id) FROM exchange_attempts)
+            (SELECT string_agg(id::text || ':' || review_state, ',' ORDER BY id) FROM exchange_attempts),
+            (SELECT string_agg(id::text || ':' || (revoked_at IS NULL), ',' ORDER BY id) FROM connect_links)
          ) AS state",
     )
     .get_result(&mut conn)

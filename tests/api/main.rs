@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod keys;
+mod links;
 mod migrations;
 mod navigation;
 mod ops;

@@ -26,6 +26,7 @@ async fn tables(db: &TestDatabase) -> Vec<String> {
 const DATA_MODEL: &[&str] = &[
     "audit_events",
     "connect_flows",
+    "connect_links",
     "connection_tokens",
     "connections",
     "exchange_attempts",

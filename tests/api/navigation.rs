@@ -64,6 +64,14 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
         "/reset/{token}",
         "a one-time password reset link, delivered out of band to someone not signed in",
     ),
+    (
+        "/c/{token}",
+        "a connect link, sent by the tenant to a customer who has no account (issue 14)",
+    ),
+    (
+        "/c/done",
+        "where a connect link's callback sends a customer without a return URI",
+    ),
     ("/healthz", "for load balancers"),
     ("/readyz", "for load balancers"),
     ("/metrics", "for the metrics scraper"),
@@ -138,6 +146,11 @@ fn tenant_admin_pages(world: &World) -> Vec<Expected> {
             "two-factor sign-in",
             "/account/two-factor",
             "/account/two-factor",
+        ),
+        page(
+            "the connect links",
+            "/t/{slug}/links",
+            format!("/t/{slug}/links"),
         ),
     ];
     pages.extend(world.connections.iter().map(|id| {

@@ -290,6 +290,66 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
     assert!(page.contains("Finch"), "{page}");
     let (_, _, _) = browser.get("/t/canary/attempts").await;
 
+    // A connect link (issue 14): created by the admin (the one page that shows its URL is not
+    // kept: it is shown there once, on purpose), then used by a customer in another browser.
+    let links_page = browser
+        .client
+        .get(format!("{}/t/canary/links", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let created = browser
+        .client
+        .post(format!("{}/t/canary/links", app.address))
+        .form(&[
+            ("csrf_token", csrf_token_in(&links_page).as_str()),
+            ("customer_id", "canary-customer"),
+            ("customer_name", "Canary Customer"),
+            ("product", "company"),
+            ("flow", "redirect"),
+            ("redirect_uri_id", redirect_uri_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = r#"id="link-url" readonly value=""#;
+    let link_url = created
+        .split_once(marker)
+        .unwrap()
+        .1
+        .split('"')
+        .next()
+        .unwrap();
+    let link_path = link_url
+        .strip_prefix(app.address.as_str())
+        .unwrap()
+        .to_owned();
+    let token = link_path.strip_prefix("/c/").unwrap().to_owned();
+    sentinels.push(("link token", token));
+    let mut customer = Recorder::new(&app);
+    let (status, to_finch, _) = customer.post(&link_path, &link_path, &[]).await;
+    assert_eq!(status, 303);
+    let back = approve_in_emulator(&to_finch.unwrap(), None).await;
+    let (code, state) = code_and_state(&back);
+    sentinels.push(("code of the link's flow", code));
+    sentinels.push(("state of the link's flow", state));
+    let (status, landing, _) = customer.follow(back.as_str()).await;
+    assert_eq!(
+        (status, landing.as_deref()),
+        (303, Some("/c/done?status=connected"))
+    );
+    assert!(
+        !customer.session_ids.is_empty(),
+        "the link cookie and the customer's pre-session are sentinels too"
+    );
+    let (_, _, _) = browser.get("/t/canary/links").await;
+
     // Disconnect, then sign out.
     let (status, _, _) = browser
         .post(&connection, &format!("{connection}/disconnect"), &[])
@@ -467,6 +527,7 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
         .iter()
         .chain(&console.session_ids)
         .chain(&accounts.session_ids)
+        .chain(&customer.session_ids)
     {
         sentinels.push(("session id", id.clone()));
     }
@@ -481,7 +542,12 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
         "the capture saw the run at TRACE"
     );
     assert!(logs.len() > 100_000, "{} bytes captured", logs.len());
-    let pages: Vec<&String> = browser.served.iter().chain(&console.served).collect();
+    let pages: Vec<&String> = browser
+        .served
+        .iter()
+        .chain(&console.served)
+        .chain(&customer.served)
+        .collect();
     for (what, value) in &sentinels {
         if let Some(at) = logs.find(value.as_str()) {
             let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);

@@ -454,6 +454,105 @@ async fn an_operator_enrols_in_two_factor_and_signs_in_with_a_code_then_a_recove
     app.stop().await;
 }
 
+/// The tenant's own page a connect link returns to: a tiny loopback server answering every
+/// request with one page. Returns its base URL.
+async fn tenant_return_page() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let body = "<!doctype html><title>Tenant</title><h1>Back at the tenant's app</h1>";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{address}/payroll/connected")
+}
+
+#[tokio::test]
+async fn a_customer_connects_from_a_link_without_an_account_and_lands_on_the_tenants_page() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let admin = connected_tenant_admin(&app, &driver, "links").await;
+    let return_uri = tenant_return_page().await;
+
+    // The admin whitelists the tenant's page as a return URI, then creates a link.
+    admin.click_link("Settings").await;
+    admin.fill("#return-uri", &return_uri).await;
+    admin.click("#add-return-uri").await;
+    admin.wait_for_text("to the whitelist").await;
+    admin.click("#nav-links").await;
+    admin.wait_for_text("id=\"link-form\"").await;
+    admin.fill("#customer_id", "cust-e2e").await;
+    admin.fill("#customer_name", "Bolt Bikes").await;
+    admin.select_value("#return_uri", &return_uri).await;
+    admin.shot("link-form").await;
+    admin.click("#create-link").await;
+    admin.wait_for_text("id=\"link-created\"").await;
+    admin.shot("link-created").await;
+    let link = admin.value("#link-url").await.unwrap();
+
+    // The customer, in a browser of its own and signed in nowhere, opens the link from a message.
+    let customer = driver.browser("links-customer", &app).await;
+    customer
+        .open_message("Bolt Bikes: please connect your payroll provider", &link)
+        .await;
+    customer.click("#message-link").await;
+    customer.wait_for_text("Bolt Bikes").await;
+    customer.shot("link-page").await;
+    customer.click("#link-continue").await;
+    customer
+        .wait_for_text("Connect your payroll provider")
+        .await;
+    assert!(
+        customer
+            .url()
+            .await
+            .starts_with(app.sandbox.base_url().as_str()),
+        "at Finch Connect (the emulator)"
+    );
+    customer.click("#approve").await;
+    customer.wait_for_url("connection_id=").await;
+    customer.wait_for_text("Back at the tenant").await;
+    customer.shot("back-at-the-tenant").await;
+    let landed = url::Url::parse(&customer.url().await).unwrap();
+    assert!(landed.as_str().starts_with(&return_uri), "{landed}");
+    let keys: Vec<String> = landed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(keys, ["connection_id", "status"], "{landed}");
+    let connection_id = landed
+        .query_pairs()
+        .find(|(k, _)| k == "connection_id")
+        .unwrap()
+        .1
+        .into_owned();
+
+    // The admin sees the completed link and, from it, the connection.
+    admin.click("#nav-links").await;
+    admin.wait_for_text("data-status=\"completed\"").await;
+    admin.shot("link-completed").await;
+    admin.click_link("connection").await;
+    admin.wait_for_url(&connection_id).await;
+    admin.wait_for_text("active").await;
+    admin.wait_for_text("Bolt Bikes").await;
+    admin.shot("the-connection").await;
+
+    customer.close().await;
+    admin.close().await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_changes_the_password_and_the_other_browsers_session_ends() {
     let _one = ONE_BROWSER_AT_A_TIME.lock().await;
@@ -488,5 +587,49 @@ async fn an_admin_changes_the_password_and_the_other_browsers_session_ends() {
     phone.sign_in(&email, new_password).await;
     phone.close().await;
     laptop.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_connects_from_an_embedded_link_and_gets_the_close_this_page_page() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let (app, _vault) = spawn_app_with_vault().await;
+    let driver = Driver::start().await;
+    let admin = connected_tenant_admin(&app, &driver, "linkembed").await;
+
+    admin.click("#nav-links").await;
+    admin.wait_for_text("id=\"link-form\"").await;
+    admin.fill("#customer_id", "cust-embedded").await;
+    admin.fill("#customer_name", "Cog Works").await;
+    admin.click("#link-flow-embedded").await;
+    admin.click("#create-link").await;
+    admin.wait_for_text("id=\"link-created\"").await;
+    let link = admin.value("#link-url").await.unwrap();
+
+    let customer = driver.browser("linkembed-customer", &app).await;
+    customer
+        .open_message("Cog Works: please connect your payroll provider", &link)
+        .await;
+    customer.click("#message-link").await;
+    customer.wait_for_text("Cog Works").await;
+    customer.click("#link-continue").await;
+    customer.wait_for_text("<iframe").await;
+    customer.shot("embedded-from-link").await;
+    customer.enter_frame("iframe").await;
+    customer
+        .wait_for_text("Connect your payroll provider")
+        .await;
+    customer.click("#approve").await;
+    customer.leave_frame().await;
+    customer.wait_for_url("/c/done").await;
+    customer.wait_for_text("You can close this page").await;
+    customer.shot("done").await;
+    assert_eq!(app.sandbox.count("POST", "/auth/token"), 1);
+
+    admin.click("#nav-links").await;
+    admin.wait_for_text("data-status=\"completed\"").await;
+
+    customer.close().await;
+    admin.close().await;
     app.stop().await;
 }

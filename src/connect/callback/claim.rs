@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 use super::{Outcome, rejected};
-use crate::connect::Admin;
+use crate::connect::Actor;
 use crate::db::models::flows::{self, Flow, Transition};
 use crate::db::models::{attempts, audit};
 use crate::db::{Scope, transaction};
@@ -26,31 +26,31 @@ pub async fn find(conn: &mut AsyncPgConnection, state: SecretString) -> Result<F
     .ok_or_else(|| rejected(failure::STATE_INVALID))
 }
 
-/// The flow `id` of `admin`'s tenant, for a confirmed stateless callback.
+/// The flow `id` of `actor`'s tenant, for a confirmed stateless callback.
 pub async fn find_by_id(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     id: Uuid,
 ) -> Result<Flow, AppError> {
-    let tenant_id = admin.tenant_id;
-    transaction(conn, admin.scope(), async |conn| {
+    let tenant_id = actor.tenant_id;
+    transaction(conn, actor.scope(), async |conn| {
         flows::find(conn, tenant_id, id).await
     })
     .await?
     .ok_or_else(|| rejected(failure::STATE_INVALID))
 }
 
-/// The browser session's single pending, unexpired redirect flow of `admin`'s tenant: the only
+/// The browser session's single pending, unexpired redirect flow of `actor`'s tenant: the only
 /// flow a callback without a state may be offered to finish. None or several: start again.
 /// Reads only.
 pub async fn single_pending(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     binding: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Flow, AppError> {
-    let tenant_id = admin.tenant_id;
-    let mut pending = transaction(conn, admin.scope(), async |conn| {
+    let tenant_id = actor.tenant_id;
+    let mut pending = transaction(conn, actor.scope(), async |conn| {
         flows::pending_redirect_flows_of_session(conn, tenant_id, binding).await
     })
     .await?;
@@ -65,11 +65,11 @@ pub async fn single_pending(
 /// Refuses a flow of another tenant or another browser session, and records the attempt.
 pub async fn check_owner(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     flow: &Flow,
     binding: &[u8],
 ) -> Result<(), AppError> {
-    let refusal = if flow.tenant_id != admin.tenant_id {
+    let refusal = if flow.tenant_id != actor.tenant_id {
         Some(("callback.state_other_tenant", failure::STATE_OTHER_TENANT))
     } else if !constant_time_eq(&flow.session_binding, binding) {
         Some((
@@ -86,10 +86,10 @@ pub async fn check_owner(
     transaction(conn, Scope::System, async |conn| {
         audit::record(
             conn,
-            audit::Event::new("tenant_admin", Some(admin.user_id), action)
+            audit::Event::new(actor.audit_kind(), actor.user_id, action)
                 .tenant(flow_tenant)
                 .target("connect_flow", flow_id)
-                .details(serde_json::json!({ "request_tenant": admin.tenant_id })),
+                .details(serde_json::json!({ "request_tenant": actor.tenant_id })),
         )
         .await
     })
@@ -105,7 +105,7 @@ pub async fn check_owner(
 /// flow past its expiry is marked expired here.
 pub async fn settled(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     flow: &Flow,
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>, AppError> {
@@ -114,8 +114,8 @@ pub async fn settled(
         "pending" => {
             let expired =
                 Transition::to("pending", "expired").category(failure::STATE_EXPIRED.category);
-            let (tenant_id, flow_id) = (admin.tenant_id, flow.id);
-            transaction(conn, admin.scope(), async |conn| {
+            let (tenant_id, flow_id) = (actor.tenant_id, flow.id);
+            transaction(conn, actor.scope(), async |conn| {
                 flows::finish(conn, tenant_id, flow_id, expired, now).await
             })
             .await?;
@@ -125,7 +125,7 @@ pub async fn settled(
         "expired" => Err(rejected(failure::STATE_EXPIRED)),
         status => match (status, flow.connection_id) {
             ("completed", Some(connection_id)) => Ok(Some(Outcome::Connected { connection_id })),
-            _ => latest_attempt(conn, admin, flow.id).await.map(Some),
+            _ => latest_attempt(conn, actor, flow.id).await.map(Some),
         },
     }
 }
@@ -133,11 +133,11 @@ pub async fn settled(
 /// The result page of a finished flow: its latest ledger row.
 async fn latest_attempt(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     flow_id: Uuid,
 ) -> Result<Outcome, AppError> {
-    let tenant_id = admin.tenant_id;
-    let attempt = transaction(conn, admin.scope(), async |conn| {
+    let tenant_id = actor.tenant_id;
+    let attempt = transaction(conn, actor.scope(), async |conn| {
         attempts::latest_of_flow(conn, tenant_id, flow_id).await
     })
     .await?;
@@ -161,13 +161,13 @@ pub struct Claim<'a> {
 /// Claims the pending flow and opens its ledger row, atomically. `None`: another request won.
 pub async fn claim_and_open(
     conn: &mut AsyncPgConnection,
-    admin: Admin,
+    actor: Actor,
     claim: Claim<'_>,
     started_at: DateTime<Utc>,
 ) -> Result<Option<Uuid>, crate::db::DbError> {
     let attempt_id = Uuid::new_v4();
-    let tenant_id = admin.tenant_id;
-    let claimed = transaction(conn, admin.scope(), async |conn| {
+    let tenant_id = actor.tenant_id;
+    let claimed = transaction(conn, actor.scope(), async |conn| {
         let Some(claimed) = flows::claim(conn, tenant_id, claim.flow.id, claim.received_at).await?
         else {
             return Ok::<_, diesel::result::Error>(None);
@@ -178,7 +178,7 @@ pub async fn claim_and_open(
                 id: attempt_id,
                 tenant_id: claimed.tenant_id,
                 flow_id: Some(claimed.id),
-                user_id: Some(admin.user_id),
+                user_id: actor.user_id,
                 stage: claim.stage,
                 flow_kind: Some(&claimed.flow),
                 is_reauth: claimed.reauth_connection_id.is_some(),

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use self::claim::Claim;
 use self::store::Exchange;
 use super::ledger::{self, FailedRow};
-use super::{Admin, Version, open_credentials};
+use super::link::{self, Finish as LinkFinish};
+use super::{Actor, Version, open_credentials};
 use crate::db::Scope;
 use crate::db::models::rate_limits;
 use crate::domain::failure::{self, Failure};
@@ -57,25 +58,25 @@ fn rejected(failure: Failure) -> AppError {
     AppError::BadRequest(format!("{} — {}", failure.title, failure.next_step))
 }
 
-/// Handles one callback of `admin`'s browser session (bound by `binding`, the session's flow
+/// Handles one callback of `actor`'s browser session (bound by `binding`, the session's flow
 /// binding), throttling an admin whose callbacks keep being refused.
 pub async fn handle(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     binding: &str,
     input: CallbackInput,
 ) -> Result<Outcome, AppError> {
-    let key = format!("callback-refused:{}", admin.user_id);
+    let key = format!("callback-refused:{}", actor.key());
     let now = state.clock.now();
     let blocked = crate::db::run(&state.db, Scope::System, async |conn| {
         rate_limits::is_blocked(conn, &key, now).await
     })
     .await?;
     if blocked {
-        tracing::warn!(user_id = %admin.user_id, "callbacks throttled after repeated refusals");
+        tracing::warn!(who = %actor.key(), "callbacks throttled after repeated refusals");
         return Err(AppError::TooManyRequests);
     }
-    let result = handle_unthrottled(state, admin, binding, input).await;
+    let result = handle_unthrottled(state, actor, binding, input).await;
     if let Err(AppError::BadRequest(_) | AppError::Forbidden(_)) = &result {
         crate::db::run(&state.db, Scope::System, async |conn| {
             let (window, limit) = (REFUSED_CALLBACK_WINDOW, REFUSED_CALLBACK_LIMIT);
@@ -88,7 +89,7 @@ pub async fn handle(
 
 async fn handle_unthrottled(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     binding: &str,
     input: CallbackInput,
 ) -> Result<Outcome, AppError> {
@@ -101,7 +102,7 @@ async fn handle_unthrottled(
     // 2. Without a state, nothing here is verified (another site may have sent the browser):
     // no flow changes and no exchange; a code waits for the admin's confirmation.
     let Some(raw_state) = shaped.state else {
-        let pending = claim::single_pending(&mut conn, admin, &binding, received_at).await?;
+        let pending = claim::single_pending(&mut conn, actor, &binding, received_at).await?;
         return match (shaped.code, shaped.error) {
             (Some(code), _) => Ok(Outcome::Confirm {
                 flow_id: pending.id,
@@ -113,8 +114,8 @@ async fn handle_unthrottled(
     // 3. Find the flow by its state; 4. it must be this tenant's and this browser session's;
     // 5. a flow that already moved on lands on its result.
     let flow = claim::find(&mut conn, raw_state).await?;
-    claim::check_owner(&mut conn, admin, &flow, &binding).await?;
-    if let Some(outcome) = claim::settled(&mut conn, admin, &flow, received_at).await? {
+    claim::check_owner(&mut conn, actor, &flow, &binding).await?;
+    if let Some(outcome) = claim::settled(&mut conn, actor, &flow, received_at).await? {
         return Ok(outcome);
     }
     let finish = Finish {
@@ -124,7 +125,101 @@ async fn handle_unthrottled(
         code: shaped.code,
         error: shaped.error.map(|e| (e, shaped.error_description)),
     };
-    finish_flow(state, admin, conn, finish).await
+    finish_flow(state, actor, conn, finish).await
+}
+
+/// What a callback that carries a link cookie turned out to be.
+pub enum LinkCallback {
+    /// Its state names no flow of a connect link (or it has no state): the admin path handles
+    /// it, with the input given back untouched.
+    NotALink(CallbackInput),
+    /// A link's flow: where its customer goes now.
+    Done(LinkFinish),
+}
+
+/// A link's flow that is no longer the link's to finish.
+const LINK_FLOW_GONE: &str = "This connection attempt can no longer be finished here: the link     was continued in another browser or window, or it no longer works. Nothing was sent to Finch.";
+
+/// Handles one callback of a connect link's customer, in tenant `tenant_id` (from the path),
+/// whose browser carries `binding` in its link cookie. Only the link's current flow (the last
+/// Continue) of that browser is finished; anything else is refused before any exchange.
+pub async fn handle_link(
+    state: &AppState,
+    tenant_id: Uuid,
+    binding: &str,
+    input: CallbackInput,
+) -> Result<LinkCallback, AppError> {
+    let received_at = state.clock.now();
+    let Some(hash) = input.state.as_ref().map(|s| sha256(s.expose_secret())) else {
+        return Ok(LinkCallback::NotALink(input));
+    };
+    let flow = crate::db::run(&state.db, Scope::System, async |conn| {
+        crate::db::models::flows::find_by_state_hash(conn, &hash).await
+    })
+    .await?;
+    let Some((flow, link_id)) = flow.and_then(|f| f.link_id.map(|l| (f, l))) else {
+        return Ok(LinkCallback::NotALink(input));
+    };
+    let actor = Actor::link(tenant_id, link_id);
+    let key = format!("callback-refused:{}", actor.key());
+    let blocked = crate::db::run(&state.db, Scope::System, async |conn| {
+        rate_limits::is_blocked(conn, &key, received_at).await
+    })
+    .await?;
+    if blocked {
+        tracing::warn!(%link_id, "link callbacks throttled after repeated refusals");
+        return Err(AppError::TooManyRequests);
+    }
+    let result = finish_link_flow(state, actor, binding, &flow, input, received_at).await;
+    if let Err(AppError::BadRequest(_) | AppError::Forbidden(_)) = &result {
+        crate::db::run(&state.db, Scope::System, async |conn| {
+            let (window, limit) = (REFUSED_CALLBACK_WINDOW, REFUSED_CALLBACK_LIMIT);
+            rate_limits::hit(conn, &key, received_at, window, limit).await
+        })
+        .await?;
+    }
+    let outcome = result?;
+    let finish = link::after_callback(state, tenant_id, link_id, &outcome).await?;
+    Ok(LinkCallback::Done(finish))
+}
+
+async fn finish_link_flow(
+    state: &AppState,
+    actor: Actor,
+    binding: &str,
+    flow: &crate::db::models::flows::Flow,
+    input: CallbackInput,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, AppError> {
+    let shaped = input::check_shape(input).map_err(rejected)?;
+    let mut conn = state.db.get().await?;
+    // The browser that pressed Continue (its cookie), for this tenant.
+    claim::check_owner(&mut conn, actor, flow, &sha256(binding)).await?;
+    // A refresh after the end lands on the same result; a superseded flow is expired.
+    if let Some(outcome) = claim::settled(&mut conn, actor, flow, received_at).await? {
+        return Ok(outcome);
+    }
+    let Some(link_id) = actor.link_id else {
+        return Err(rejected(failure::STATE_INVALID));
+    };
+    if !link::may_finish(state, actor.tenant_id, link_id, flow.id).await? {
+        let gone = crate::db::models::flows::Transition::to("pending", "expired")
+            .category(failure::STATE_EXPIRED.category);
+        let (tenant_id, flow_id) = (actor.tenant_id, flow.id);
+        crate::db::transaction(&mut conn, actor.scope(), async |conn| {
+            crate::db::models::flows::finish(conn, tenant_id, flow_id, gone, received_at).await
+        })
+        .await?;
+        return Err(AppError::Forbidden(LINK_FLOW_GONE.into()));
+    }
+    let finish = Finish {
+        flow,
+        received_at,
+        state_missing: false,
+        code: shaped.code,
+        error: shaped.error.map(|e| (e, shaped.error_description)),
+    };
+    finish_flow(state, actor, conn, finish).await
 }
 
 /// What Finch Connect said about an unverified (stateless) error: nothing is recorded.
@@ -132,17 +227,17 @@ const UNVERIFIED_ERROR: &str = "Finch Connect ended without connecting, and this
     which attempt it belongs to, so nothing was changed. Start a new connection when you are ready.";
 
 /// The flow a stateless callback's code was offered to, for the confirmation page: still this
-/// session's pending, unexpired redirect flow of `admin`'s tenant, or refused (start again).
+/// session's pending, unexpired redirect flow of `actor`'s tenant, or refused (start again).
 /// Reads only.
 pub async fn confirmable(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     binding: &str,
     flow_id: Uuid,
 ) -> Result<crate::db::models::flows::Flow, AppError> {
     let binding = sha256(binding);
     let mut conn = state.db.get().await?;
-    let flow = claim::single_pending(&mut conn, admin, &binding, state.clock.now()).await?;
+    let flow = claim::single_pending(&mut conn, actor, &binding, state.clock.now()).await?;
     if flow.id != flow_id {
         return Err(rejected(failure::STATE_INVALID));
     }
@@ -154,7 +249,7 @@ pub async fn confirmable(
 /// ledger records that the state was missing.
 pub async fn confirm(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     binding: &str,
     flow_id: Uuid,
     code: SecretString,
@@ -162,9 +257,9 @@ pub async fn confirm(
     let received_at = state.clock.now();
     let binding = sha256(binding);
     let mut conn = state.db.get().await?;
-    let flow = claim::find_by_id(&mut conn, admin, flow_id).await?;
-    claim::check_owner(&mut conn, admin, &flow, &binding).await?;
-    if let Some(outcome) = claim::settled(&mut conn, admin, &flow, received_at).await? {
+    let flow = claim::find_by_id(&mut conn, actor, flow_id).await?;
+    claim::check_owner(&mut conn, actor, &flow, &binding).await?;
+    if let Some(outcome) = claim::settled(&mut conn, actor, &flow, received_at).await? {
         return Ok(outcome);
     }
     let finish = Finish {
@@ -174,7 +269,7 @@ pub async fn confirm(
         code: Some(code),
         error: None,
     };
-    finish_flow(state, admin, conn, finish).await
+    finish_flow(state, actor, conn, finish).await
 }
 
 /// A verified callback for a pending flow: Finch's code, or Finch's error and its description.
@@ -190,7 +285,7 @@ struct Finish<'a> {
 /// stores the token.
 async fn finish_flow(
     state: &AppState,
-    admin: Admin,
+    actor: Actor,
     mut conn: crate::db::PooledConnection,
     finish: Finish<'_>,
 ) -> Result<Outcome, AppError> {
@@ -211,7 +306,7 @@ async fn finish_flow(
     // 6. Finch reported an error (the user cancelled or denied): a failed attempt, no exchange.
     if let Some((error, description)) = error {
         let claimed =
-            claim::claim_and_open(&mut conn, admin, claim("callback"), state.clock.now()).await?;
+            claim::claim_and_open(&mut conn, actor, claim("callback"), state.clock.now()).await?;
         let Some(attempt_id) = claimed else {
             return Ok(Outcome::InProgress { flow_id: flow.id });
         };
@@ -224,7 +319,7 @@ async fn finish_flow(
         };
         let row = FailedRow::new(failure::USER_DENIED).detail(&detail);
         let now = state.clock.now();
-        ledger::finish_failed(&mut conn, admin, flow.id, attempt_id, &row, None, now).await?;
+        ledger::finish_failed(&mut conn, actor, flow.id, attempt_id, &row, None, now).await?;
         return Ok(Outcome::Attempt { attempt_id });
     }
     let Some(code) = code else {
@@ -234,7 +329,7 @@ async fn finish_flow(
     // 7. Claim the flow and commit the ledger row in one transaction; no row, no exchange.
     let attempt_id = match claim::claim_and_open(
         &mut conn,
-        admin,
+        actor,
         claim("exchange"),
         state.clock.now(),
     )
@@ -258,7 +353,7 @@ async fn finish_flow(
         Err(failure) => {
             let row = FailedRow::new(failure);
             let now = state.clock.now();
-            ledger::finish_failed(&mut conn, admin, flow.id, attempt_id, &row, None, now).await?;
+            ledger::finish_failed(&mut conn, actor, flow.id, attempt_id, &row, None, now).await?;
             return Ok(Outcome::Attempt { attempt_id });
         }
     };
@@ -283,7 +378,7 @@ async fn finish_flow(
             let now = state.clock.now();
             ledger::finish_failed(
                 &mut conn,
-                admin,
+                actor,
                 flow.id,
                 attempt_id,
                 &row,
@@ -295,7 +390,7 @@ async fn finish_flow(
         }
     };
     let exchange = Exchange {
-        admin,
+        actor,
         flow,
         attempt_id,
         sent_at,

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret as _;
 use uuid::Uuid;
 
 use super::Outcome;
-use crate::connect::Admin;
+use crate::connect::Actor;
 use crate::connect::ledger::{millis, shown};
 use crate::db::models::flows::{self, Flow, Transition};
 use crate::db::models::{attempts, audit, connections, keyring, tokens};
@@ -37,7 +37,7 @@ const MAX_STORE_PAUSE: Duration = Duration::from_secs(2);
 /// The facts of an exchange Finch answered with a token (the token itself travels apart, so that
 /// it can be dropped while these are still recorded).
 pub struct Exchange<'a> {
-    pub admin: Admin,
+    pub actor: Actor,
     pub flow: &'a Flow,
     pub attempt_id: Uuid,
     pub sent_at: DateTime<Utc>,
@@ -78,9 +78,9 @@ impl Exchange<'_> {
             ..finish
         };
         let (tenant_id, attempt_id, flow_id) =
-            (self.admin.tenant_id, self.attempt_id, self.flow.id);
+            (self.actor.tenant_id, self.attempt_id, self.flow.id);
         let to = Transition::to("exchanging", outcome).category(failure.category);
-        transaction(conn, self.admin.scope(), async |conn| {
+        transaction(conn, self.actor.scope(), async |conn| {
             attempts::finish(conn, tenant_id, attempt_id, &finish).await?;
             flows::finish(conn, tenant_id, flow_id, to, now).await
         })
@@ -217,8 +217,8 @@ enum AfterFailedWrite {
 }
 
 async fn flow_after_failed_write(state: &AppState, exchange: &Exchange<'_>) -> AfterFailedWrite {
-    let (tenant_id, flow_id) = (exchange.admin.tenant_id, exchange.flow.id);
-    let flow = crate::db::run(&state.db, exchange.admin.scope(), async |conn| {
+    let (tenant_id, flow_id) = (exchange.actor.tenant_id, exchange.flow.id);
+    let flow = crate::db::run(&state.db, exchange.actor.scope(), async |conn| {
         flows::find(conn, tenant_id, flow_id).await
     })
     .await;
@@ -305,7 +305,7 @@ async fn store(
         };
         audit::record(
             conn,
-            audit::Event::new("tenant_admin", Some(exchange.admin.user_id), action)
+            audit::Event::new(exchange.actor.audit_kind(), exchange.actor.user_id, action)
                 .tenant(tenant_id)
                 .target("connection", connection.id)
                 .details(

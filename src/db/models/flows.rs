@@ -34,6 +34,8 @@ pub struct Flow {
     pub expires_at: DateTime<Utc>,
     pub claimed_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The connect link this flow was started from (no admin: the link cookie binds it).
+    pub link_id: Option<Uuid>,
 }
 
 #[derive(Debug, Insertable)]
@@ -56,6 +58,7 @@ pub struct NewFlow<'a> {
     pub reauth_connection_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub link_id: Option<Uuid>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewFlow<'_>) -> QueryResult<Flow> {
@@ -265,22 +268,27 @@ pub async fn lock_starts(conn: &mut AsyncPgConnection, tenant_id: Uuid) -> Query
     .map(drop)
 }
 
-/// A tenant's unexpired pending flows: of `user_id`, and of the whole tenant.
+/// A tenant's unexpired pending flows: of `user_id` (none without a user), and of the whole
+/// tenant.
 pub async fn count_open(
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> QueryResult<(i64, i64)> {
     let open = connect_flows::table
         .filter(connect_flows::tenant_id.eq(tenant_id))
         .filter(connect_flows::status.eq("pending"))
         .filter(connect_flows::expires_at.gt(now));
-    let mine = open
-        .filter(connect_flows::user_id.eq(user_id))
-        .count()
-        .get_result(conn)
-        .await?;
+    let mine = match user_id {
+        Some(user_id) => {
+            open.filter(connect_flows::user_id.eq(user_id))
+                .count()
+                .get_result(conn)
+                .await?
+        }
+        None => 0,
+    };
     let all = open.count().get_result(conn).await?;
     Ok((mine, all))
 }

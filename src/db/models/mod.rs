@@ -8,6 +8,7 @@ pub mod flows;
 pub mod invitations;
 pub mod keyring;
 pub mod password_resets;
+pub mod links;
 pub mod rate_limits;
 pub mod redirect_uris;
 pub mod tenants;

@@ -174,7 +174,7 @@ pub async fn submit(
         reauth: None,
     };
     let binding = SessionData(&session).flow_binding()?;
-    let started = start(&state, admin.actor(), &binding, request).await?;
+    let started = start(&state, admin.actor().into(), &binding, request).await?;
     respond(&admin, &state, &session, started)
 }
 
@@ -186,7 +186,7 @@ pub fn respond(
     started: Started,
 ) -> Result<HttpResponse, AppError> {
     match started {
-        Started::Redirect { location } => Ok(see_other(location)),
+        Started::Redirect { location, .. } => Ok(see_other(location)),
         Started::Failed { attempt_id } => Ok(see_other(format!(
             "/t/{}/attempts/{attempt_id}",
             admin.tenant.slug

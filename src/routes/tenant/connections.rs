@@ -118,7 +118,7 @@ pub async fn reconnect(
     let request =
         connection::reconnect_request(&connection, flow, &admin.tenant.slug, &admin.tenant.name);
     let binding = SessionData(&session).flow_binding()?;
-    let started = start(&state, admin.actor(), &binding, request).await?;
+    let started = start(&state, admin.actor().into(), &binding, request).await?;
     super::connect::respond(&admin, &state, &session, started)
 }
 

@@ -5,4 +5,5 @@ pub mod callback;
 pub mod connect;
 pub mod connections;
 pub mod home;
+pub mod links;
 pub mod settings;

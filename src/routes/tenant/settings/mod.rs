@@ -47,6 +47,7 @@ struct SettingsPage {
     sandbox: Vec<Choice>,
     products: Vec<Choice>,
     redirect_uris: Vec<uris::RedirectUriRow>,
+    return_uris: Vec<uris::RedirectUriRow>,
     callback_url: String,
     /// What the add form is pre-filled with: the callback URL unless it is already listed.
     suggested_uri: String,
@@ -59,14 +60,15 @@ pub async fn show(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = admin.tenant.id;
-    let (current, author, list) = crate::db::run(&state.db, admin.scope(), async |conn| {
+    let (current, author, list, returns) = crate::db::run(&state.db, admin.scope(), async |conn| {
         let current = credentials::current(conn, tenant_id).await?;
         let author = match current.as_ref().and_then(|c| c.created_by) {
             Some(id) => users::find(conn, id).await?.map(|u| u.email),
             None => None,
         };
         let list = uris::list(conn, tenant_id).await?;
-        Ok((current, author, list))
+        let returns = uris::list_kind(conn, tenant_id, uris::KIND_RETURN).await?;
+        Ok((current, author, list, returns))
     })
     .await?;
 
@@ -108,6 +110,7 @@ pub async fn show(
             })
             .collect(),
         redirect_uris: list,
+        return_uris: returns,
         callback_url: callback,
         suggested_uri,
         require_two_factor: admin.tenant.require_two_factor,

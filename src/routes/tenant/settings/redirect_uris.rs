@@ -21,6 +21,9 @@ use crate::web::{TenantAdmin, flash};
 pub struct AddForm {
     #[serde(default)]
     uri: String,
+    /// `redirect` (default) or `return` (a connect link's return URI).
+    #[serde(default)]
+    kind: String,
 }
 
 pub async fn add(
@@ -35,20 +38,27 @@ pub async fn add(
     } else {
         LoopbackHttp::Refused
     };
+    let (kind, noun) = match form.kind.as_str() {
+        "" | "redirect" => (redirect_uris::KIND_REDIRECT, "redirect URI"),
+        "return" => (redirect_uris::KIND_RETURN, "return URI"),
+        _ => return Err(AppError::BadRequest("Unknown kind of URI.".into())),
+    };
     let uri = match RedirectUri::parse(&form.uri, loopback_http) {
         Ok(uri) => uri,
         Err(problem) => {
             flash(
                 &session,
                 "error",
-                format!("The redirect URI was not added. {problem}"),
+                format!("The {noun} was not added. {problem}"),
             )?;
             return Ok(back_to_settings(&admin));
         }
     };
     let tenant_id = admin.tenant.id;
     let added = crate::db::run(&state.db, admin.scope(), async |conn| {
-        let added = redirect_uris::add(conn, tenant_id, uri.as_str(), Some(admin.user.id)).await?;
+        let added =
+            redirect_uris::add_kind(conn, tenant_id, kind, uri.as_str(), Some(admin.user.id))
+                .await?;
         if let Some(id) = added {
             audit::record(
                 conn,
@@ -57,7 +67,7 @@ pub async fn add(
                     &req,
                     "redirect_uri.added",
                     ("redirect_uri", id.to_string()),
-                    serde_json::json!({ "fields": ["redirect_uris"] }),
+                    serde_json::json!({ "fields": ["redirect_uris"], "kind": kind }),
                 ),
             )
             .await?;
