@@ -6,6 +6,10 @@
     reason = "a test should fail loudly at the line that broke"
 )]
 
+mod api_authz;
+mod api_keys;
+mod api_support;
+mod api_v1;
 mod auth;
 mod authz;
 mod config;
