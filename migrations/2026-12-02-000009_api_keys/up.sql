@@ -35,6 +35,11 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
 
+-- What an API key does is audited with actor kind `api_key` (the key's id in the details).
+ALTER TABLE audit_events DROP CONSTRAINT audit_events_actor_kind_check;
+ALTER TABLE audit_events ADD CONSTRAINT audit_events_actor_kind_check
+    CHECK (actor_kind IN ('anonymous', 'operator', 'tenant_admin', 'system', 'cli', 'api_key'));
+
 -- The API filters connections by customer and pages them newest first.
 CREATE INDEX connections_tenant_customer_idx ON connections (tenant_id, customer_id) WHERE customer_id IS NOT NULL;
 

@@ -24,12 +24,14 @@ async fn tables(db: &TestDatabase) -> Vec<String> {
 }
 
 const DATA_MODEL: &[&str] = &[
+    "api_keys",
     "audit_events",
     "connect_flows",
     "connection_tokens",
     "connections",
     "exchange_attempts",
     "finch_credentials",
+    "idempotency_keys",
     "invitations",
     "keyring",
     "keyring_wraps",
