@@ -74,6 +74,44 @@ impl Outcome {
     }
 }
 
+impl Answer {
+    /// A JSON answer with `status`.
+    pub fn json(status: StatusCode, body: &impl serde::Serialize) -> Result<Self, Problem> {
+        Ok(Self {
+            status: status.as_u16(),
+            body: serde_json::to_string(body).map_err(Problem::internal)?,
+        })
+    }
+}
+
+/// What a POST handler of the API calls: runs `work` under the request's `Idempotency-Key` (if it
+/// has one), bound to the method, path and `body` (the raw bytes, e.g. `ApiJson::raw`), and
+/// answers with its result or the replayed one.
+pub async fn respond(
+    req: &HttpRequest,
+    state: &crate::state::AppState,
+    caller: &super::ApiCaller,
+    body: &[u8],
+    work: impl AsyncFnOnce() -> Result<Answer, Problem>,
+) -> Result<HttpResponse, Problem> {
+    let key = key_of(req)?;
+    let hash = request_hash(req.method().as_str(), req.path(), body);
+    let owner = Owner {
+        tenant_id: caller.tenant_id(),
+        api_key_id: caller.key_id(),
+    };
+    let outcome = once(
+        &state.db,
+        owner,
+        key.as_deref(),
+        &hash,
+        state.clock.now(),
+        work,
+    )
+    .await?;
+    Ok(outcome.into_response())
+}
+
 /// The `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters.
 pub fn key_of(req: &HttpRequest) -> Result<Option<String>, Problem> {
     let Some(value) = req.headers().get(HEADER) else {

@@ -90,12 +90,10 @@ pub async fn authenticate(
     presented: &str,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Option<Caller>> {
-    let parts = split(presented);
-    let (prefix, secret) = parts.unwrap_or(("", presented));
-    let row = match parts {
-        Some(_) => api_keys::find_by_prefix(conn, prefix).await?,
-        None => None,
-    };
+    // A malformed key is looked up too (under a prefix no key has), so that every refusal
+    // costs one query, one hash and one comparison.
+    let (prefix, secret) = split(presented).unwrap_or(("", presented));
+    let row = api_keys::find_by_prefix(conn, prefix).await?;
     let computed = primitives::sha256(secret.as_bytes());
     let expected = row.as_ref().map_or(&DUMMY_HASH[..], |r| &r.secret_hash[..]);
     let matches = primitives::constant_time_eq(&computed, expected);
