@@ -72,6 +72,9 @@ pub struct Limits {
     pub pending_flows_per_admin: i64,
     /// Unfinished (pending) flows one tenant may have (`FINCHGATE_PENDING_FLOWS_PER_TENANT`).
     pub pending_flows_per_tenant: i64,
+    /// Requests one API key may send per minute, across all instances
+    /// (`FINCHGATE_API_RATE_PER_MINUTE`).
+    pub api_requests_per_minute: i32,
 }
 
 impl Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
         Self {
             pending_flows_per_admin: 10,
             pending_flows_per_tenant: 100,
+            api_requests_per_minute: 600,
         }
     }
 }
@@ -396,6 +400,7 @@ pub struct RawServerSettings {
     pub pending_flows_per_tenant: Option<String>,
     pub audit_retention_days: Option<String>,
     pub flow_retention_days: Option<String>,
+    pub api_rate_per_minute: Option<String>,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -459,6 +464,13 @@ impl RawServerSettings {
                 defaults.0.pending_flows_per_tenant,
                 1..=1_000_000,
             )?,
+            api_requests_per_minute: i32::try_from(parse_count(
+                "FINCHGATE_API_RATE_PER_MINUTE",
+                self.api_rate_per_minute.as_deref(),
+                i64::from(defaults.0.api_requests_per_minute),
+                1..=1_000_000,
+            )?)
+            .unwrap_or(i32::MAX),
         };
         let days = |var, raw: &Option<String>, default: chrono::Duration| {
             parse_count(var, raw.as_deref(), default.num_days(), 1..=36_500)

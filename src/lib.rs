@@ -16,6 +16,7 @@
 //! | [`routes`]    | HTTP only: the one route table and one handler file per page; extract, authorize, call one function, render |
 //! | [`web`]       | extractors (`CurrentUser`, `Operator`, `TenantAdmin`), CSRF, security headers, session data, `render`/`see_other` |
 //! | [`state`]     | [`state::AppState`]: pool, settings, vault, password hasher, Finch client, clock — built once |
+//! | [`api`]       | the tenant API's machinery: API keys, the bearer-key extractor and per-key rate limit, problem details, pagination, `Idempotency-Key`, the JSON shapes, the OpenAPI document |
 //! | [`connect`]   | the Connect flows: start, callback (input, claim, store), managing a connection, the ledger rows, the reaper |
 //! | [`credentials`] | a tenant's Finch credentials: input rules, seal/store/open, saving the settings form, "Test credentials" |
 //! | [`console`]   | the operator console: filters, keyset pages, groups, trends, health, triage, CSV, seeding |
@@ -33,6 +34,7 @@
 //! | [`primitives`] | SHA-256, constant-time comparison, random tokens |
 //! | [`clock`]     | the time source (injected, so tests can move it) |
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -110,6 +110,8 @@ impl RootSpanBuilder for FinchgateRootSpan {
             path = %loggable_path(request.path()),
             request_id = request_id.map(tracing::field::display),
             status = tracing::field::Empty,
+            // The id (never the secret) of the API key a `/api/v1` request was accepted with.
+            api_key_id = tracing::field::Empty,
         )
     }
 

@@ -28,6 +28,56 @@ pub struct SeedLedgerArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a tenant: prints the key once on standard output.
+    Create(ApiKeyCreateArgs),
+    /// List a tenant's API keys (never the keys themselves).
+    List(ApiKeyListArgs),
+    /// Revoke one of a tenant's API keys.
+    Revoke(ApiKeyRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Slug of the tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// A name saying what uses the key, e.g. "billing backend".
+    #[arg(long)]
+    pub name: String,
+    /// A scope (repeat, or separate with spaces): connections:read, connections:write,
+    /// links:write, finch:proxy, finch:jobs, finch:forward.
+    #[arg(long = "scope", required = true, num_args = 1..)]
+    pub scopes: Vec<String>,
+    /// Days until the key expires [default: never].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Slug of the tenant.
+    #[arg(long)]
+    pub tenant: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyRevokeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Slug of the tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// The key's id (from `api-key list`).
+    #[arg(long)]
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Create an operator (asks for the password twice on the terminal, or reads --password-stdin).
     Create(OperatorCreateArgs),
@@ -156,6 +206,9 @@ pub struct ServerArgs {
     /// Days finished Connect flows are kept (their ledger rows stay) [default: 90].
     #[arg(long, env = "FINCHGATE_FLOW_RETENTION_DAYS")]
     pub flow_retention_days: Option<String>,
+    /// Requests one API key may send per minute, across all instances [default: 600].
+    #[arg(long, env = "FINCHGATE_API_RATE_PER_MINUTE")]
+    pub api_rate_per_minute: Option<String>,
 }
 
 impl ServerArgs {
@@ -174,6 +227,7 @@ impl ServerArgs {
             pending_flows_per_tenant: self.pending_flows_per_tenant.clone(),
             audit_retention_days: self.audit_retention_days.clone(),
             flow_retention_days: self.flow_retention_days.clone(),
+            api_rate_per_minute: self.api_rate_per_minute.clone(),
         }
     }
 }

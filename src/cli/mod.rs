@@ -3,10 +3,11 @@
 //! Configuration values are taken as strings ([`args`]) and validated by [`crate::config`], so that
 //! every problem is reported as one line naming the variable, with a non-zero exit code.
 //!
-//! One runner per command group (`serve`, `keys`, `onboarding`, `dev`, `demo`) parses its
+//! One runner per command group (`serve`, `keys`, `onboarding`, `api_keys`, `dev`, `demo`) parses its
 //! arguments, calls the library and prints; the library returns its own errors, which become a
 //! [`CliError`] (and so an exit code) here.
 
+mod api_keys;
 pub mod args;
 mod demo;
 mod dev;
@@ -19,8 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use self::args::{
-    DatabaseArgs, DemoArgs, DevCommand, KeysArgs, OperatorCommand, SandboxArgs, ServerArgs,
-    TenantCommand, UserCommand,
+    ApiKeyCommand, DatabaseArgs, DemoArgs, DevCommand, KeysArgs, OperatorCommand, SandboxArgs,
+    ServerArgs, TenantCommand, UserCommand,
 };
 use crate::config::{ConfigError, LogFormat};
 use crate::keys::KeyCheckError;
@@ -44,6 +45,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing the server's flags would buy nothing"
+)]
 pub enum Command {
     /// Run the production server (migrates first).
     Serve(ServerArgs),
@@ -64,6 +69,11 @@ pub enum Command {
     User(UserCommand),
     /// Master keys: generate one, show their use, rotate data keys to the active one, retire one.
     Keys(KeysArgs),
+    /// API keys of a tenant: create (printed once), list, revoke.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Print the OpenAPI 3.1 document of the tenant API (/api/v1) on standard output.
+    Openapi,
     /// Development helpers (not for production databases).
     #[command(subcommand)]
     Dev(DevCommand),
@@ -167,6 +177,13 @@ async fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Keys(args) => keys::run(args).await,
         Command::Dev(DevCommand::SeedLedger(args)) => dev::seed_ledger(args).await,
+        Command::ApiKey(ApiKeyCommand::Create(args)) => api_keys::create(args).await,
+        Command::ApiKey(ApiKeyCommand::List(args)) => api_keys::list(args).await,
+        Command::ApiKey(ApiKeyCommand::Revoke(args)) => api_keys::revoke(args).await,
+        Command::Openapi => {
+            println!("{}", crate::api::openapi::json());
+            Ok(())
+        }
     }
 }
 

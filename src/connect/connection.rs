@@ -17,6 +17,42 @@ use crate::finch::wire::{ConnectionStatusType, Product};
 use crate::state::AppState;
 use crate::vault::{Purpose, RowContext};
 
+/// Who acts on a connection: an admin in the console, or a tenant's backend with an API key.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    Admin(Admin),
+    ApiKey { tenant_id: Uuid, key_id: Uuid },
+}
+
+impl From<Admin> for Actor {
+    fn from(admin: Admin) -> Self {
+        Self::Admin(admin)
+    }
+}
+
+impl Actor {
+    fn tenant_id(self) -> Uuid {
+        match self {
+            Self::Admin(admin) => admin.tenant_id,
+            Self::ApiKey { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    fn scope(self) -> crate::db::Scope {
+        crate::db::Scope::Tenant(self.tenant_id())
+    }
+
+    /// An audit event by this actor about its tenant.
+    fn event(self, action: &str) -> audit::Event<'_> {
+        match self {
+            Self::Admin(admin) => audit::Event::new("tenant_admin", Some(admin.user_id), action),
+            Self::ApiKey { key_id, .. } => audit::Event::new("api_key", None, action)
+                .details(serde_json::json!({ "api_key_id": key_id })),
+        }
+        .tenant(self.tenant_id())
+    }
+}
+
 /// The connection `id` of `admin`'s tenant (another tenant's is not found).
 pub async fn find(state: &AppState, admin: Admin, id: Uuid) -> Result<Connection, AppError> {
     let tenant_id = admin.tenant_id;
@@ -32,11 +68,12 @@ pub async fn find(state: &AppState, admin: Admin, id: Uuid) -> Result<Connection
 /// told to reconnect.
 async fn open_token(
     state: &AppState,
-    admin: Admin,
+    actor: impl Into<Actor>,
     connection_id: Uuid,
 ) -> Result<Option<SecretString>, AppError> {
-    let tenant_id = admin.tenant_id;
-    let row = crate::db::run(&state.db, admin.scope(), async |conn| {
+    let actor = actor.into();
+    let tenant_id = actor.tenant_id();
+    let row = crate::db::run(&state.db, actor.scope(), async |conn| {
         tokens::find(conn, tenant_id, connection_id).await
     })
     .await?;
@@ -57,17 +94,17 @@ async fn open_token(
         error = %error,
         "a stored access token failed its integrity check"
     );
-    crate::db::run(&state.db, admin.scope(), async |conn| {
+    let mut details = serde_json::json!({ "error": error.to_string() });
+    if let Actor::ApiKey { key_id, .. } = actor {
+        details["api_key_id"] = serde_json::json!(key_id);
+    }
+    crate::db::run(&state.db, actor.scope(), async |conn| {
         audit::record(
             conn,
-            audit::Event::new(
-                "tenant_admin",
-                Some(admin.user_id),
-                "connection.token_integrity_failed",
-            )
-            .tenant(tenant_id)
-            .target("connection", connection_id)
-            .details(serde_json::json!({ "error": error.to_string() })),
+            actor
+                .event("connection.token_integrity_failed")
+                .target("connection", connection_id)
+                .details(details),
         )
         .await
     })
@@ -176,13 +213,14 @@ pub fn reconnect_request(
 
 /// Disconnects at Finch, then deletes the token and marks the connection disconnected (audited).
 /// If Finch may still have the connection, nothing is changed here: `Err` carries Finch's error
-/// so the admin can retry.
+/// so the admin (or the API client) can retry.
 pub async fn disconnect(
     state: &AppState,
-    admin: Admin,
+    actor: impl Into<Actor>,
     connection: &Connection,
 ) -> Result<Result<(), FinchError>, AppError> {
-    if let Some(token) = open_token(state, admin, connection.id).await? {
+    let actor = actor.into();
+    if let Some(token) = open_token(state, actor, connection.id).await? {
         match state.finch.disconnect(&token).await {
             Ok(_) => {}
             // Finch no longer knows the token (an earlier disconnect went through but its answer
@@ -191,19 +229,15 @@ pub async fn disconnect(
             Err(error) => return Ok(Err(error)),
         }
     }
-    let (tenant_id, now) = (admin.tenant_id, state.clock.now());
-    crate::db::run(&state.db, admin.scope(), async |conn| {
+    let (tenant_id, now) = (actor.tenant_id(), state.clock.now());
+    crate::db::run(&state.db, actor.scope(), async |conn| {
         tokens::delete(conn, tenant_id, connection.id).await?;
         connections::set_status(conn, tenant_id, connection.id, "disconnected", None, now).await?;
         audit::record(
             conn,
-            audit::Event::new(
-                "tenant_admin",
-                Some(admin.user_id),
-                "connection.disconnected",
-            )
-            .tenant(tenant_id)
-            .target("connection", connection.id),
+            actor
+                .event("connection.disconnected")
+                .target("connection", connection.id),
         )
         .await
     })

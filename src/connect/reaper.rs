@@ -1,7 +1,7 @@
 //! The reaper: flows a crash left in `exchanging` become `unknown_outcome` (never re-exchanged),
 //! expired pending flows become `expired`, replaced client secrets no flow uses any more are
 //! erased, expired sessions are purged, and records past their retention go (audit events and
-//! finished flows per [`Retention`], spent rate-limit windows after a day). Runs on every
+//! finished flows per [`Retention`], spent rate-limit windows after a day, idempotent API answers after 24 hours). Runs on every
 //! instance; every step is an idempotent conditional update or a bounded delete.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Retention;
 use crate::db::models::flows::{self, Transition};
 use crate::db::models::{attempts, credentials};
-use crate::db::models::{audit, rate_limits};
+use crate::db::models::{audit, idempotency_keys, rate_limits};
 use crate::db::{Pool, Scope, transaction};
 use crate::domain::failure;
 
@@ -77,7 +77,8 @@ pub async fn reap(
         reaped.sessions_purged = crate::auth::session_store::purge_expired(conn, now).await?;
         reaped.retention_deleted = audit::purge_before(conn, now - retention.audit_events, RETENTION_BATCH).await?
             + flows::purge_finished(conn, now - retention.finished_flows, RETENTION_BATCH).await?
-            + rate_limits::purge_spent(conn, now - chrono::Duration::days(1)).await?;
+            + rate_limits::purge_spent(conn, now - chrono::Duration::days(1)).await?
+            + idempotency_keys::purge_before(conn, now - crate::api::idempotency::RETENTION, RETENTION_BATCH).await?;
         let open = flows::count_pending(conn, now).await?;
         metrics::gauge!("finchgate_open_flows").set(open as f64);
         Ok::<_, diesel::result::Error>(reaped)

@@ -1,6 +1,22 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        scopes -> Array<Text>,
+        prefix -> Text,
+        secret_hash -> Bytea,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Uuid,
         occurred_at -> Timestamptz,
@@ -160,6 +176,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (api_key_id, idempotency_key) {
+        api_key_id -> Uuid,
+        idempotency_key -> Text,
+        tenant_id -> Uuid,
+        request_hash -> Bytea,
+        response_status -> Nullable<Int2>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     invitations (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -288,6 +316,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(audit_events -> tenants (tenant_id));
 diesel::joinable!(audit_events -> users (actor_user_id));
 diesel::joinable!(connect_flows -> connect_links (link_id));
@@ -305,6 +335,8 @@ diesel::joinable!(exchange_attempts -> connections (connection_id));
 diesel::joinable!(exchange_attempts -> tenants (tenant_id));
 diesel::joinable!(finch_credentials -> keyring (secret_kek_id));
 diesel::joinable!(finch_credentials -> users (created_by));
+diesel::joinable!(idempotency_keys -> api_keys (api_key_id));
+diesel::joinable!(idempotency_keys -> tenants (tenant_id));
 diesel::joinable!(invitations -> tenants (tenant_id));
 diesel::joinable!(keyring_wraps -> keyring (kek_id));
 diesel::joinable!(password_resets -> tenants (tenant_id));
@@ -319,6 +351,7 @@ diesel::joinable!(user_totp -> users (user_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     audit_events,
     connect_flows,
     connect_links,
@@ -326,6 +359,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     connections,
     exchange_attempts,
     finch_credentials,
+    idempotency_keys,
     invitations,
     keyring,
     keyring_wraps,

@@ -1,6 +1,7 @@
 //! HTTP only: the one route table. Handlers live one file per page or action and never build SQL.
 
 mod account;
+pub(crate) mod api;
 mod assets;
 mod health;
 mod invite;
@@ -163,6 +164,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/t/{slug}/settings/redirect-uris/{id}/delete",
             web::post().to(tenant::settings::redirect_uris::delete),
         )
+        // API keys and the tenant API (issue 14).
+        .route(
+            "/t/{slug}/settings/api-keys",
+            web::get().to(tenant::settings::api_keys::list),
+        )
+        .route(
+            "/t/{slug}/settings/api-keys",
+            web::post().to(tenant::settings::api_keys::create),
+        )
+        .route(
+            "/t/{slug}/settings/api-keys/{id}/revoke",
+            web::post().to(tenant::settings::api_keys::revoke),
+        )
+        .route(
+            "/api/v1/openapi.json",
+            web::get().to(api::openapi::document),
+        )
+        .route("/api/v1/connections", web::get().to(api::connections::list))
+        .route(
+            "/api/v1/connections/{id}",
+            web::get().to(api::connections::show),
+        )
+        .route(
+            "/api/v1/connections/{id}",
+            web::delete().to(api::connections::disconnect),
+        )
+        .route("/api/v1/attempts", web::get().to(api::attempts::list))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file}", web::get().to(assets::serve))
@@ -176,6 +204,11 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound)
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError as _;
+    if crate::api::is_api_path(req.path()) {
+        crate::api::Problem::not_found().error_response()
+    } else {
+        AppError::NotFound.error_response()
+    }
 }

@@ -58,7 +58,20 @@ pub async fn refuse_control_characters(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let kind = body::kind(&request);
-    let verdict = match check(&mut request, kind).await {
+    // The API reads its JSON bodies itself (`api::ApiJson`: its own size cap answered with a 413,
+    // and the same character check on every key and string); its refusals are problem details.
+    let api = crate::api::is_api_path(request.path());
+    if api && crate::api::extract::declared_too_large(request.headers()) {
+        let problem = crate::api::Problem::payload_too_large(crate::api::extract::MAX_JSON_BYTES);
+        let response = actix_web::ResponseError::error_response(&problem);
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    let checked_kind = if api && kind == Some(Kind::Json) {
+        None
+    } else {
+        kind
+    };
+    let verdict = match check(&mut request, checked_kind).await {
         Ok(()) => None,
         Err(Problem::Refused(refused)) => {
             tracing::info!(
@@ -76,6 +89,14 @@ pub async fn refuse_control_characters(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
+    if api {
+        let problem = match error {
+            AppError::BadRequest(message) => crate::api::Problem::validation(message, Vec::new()),
+            other => crate::api::Problem::from(other),
+        };
+        let response = actix_web::ResponseError::error_response(&problem);
+        return Ok(request.into_response(response).map_into_right_body());
+    }
     let response = match (kind, &error) {
         (Some(Kind::Json), AppError::BadRequest(message)) => {
             HttpResponse::BadRequest().json(serde_json::json!({ "error": message }))

@@ -368,6 +368,40 @@ fn matrix() -> Vec<Row> {
             Tenant { status: 303 },
             Body::None,
         )),
+        // API keys (issue 14): the settings pages; the tenant API's own routes are in
+        // tests/api/api_authz.rs (per key scope and tenant), its public document here.
+        row(
+            get(),
+            "/t/{slug}/settings/api-keys",
+            Tenant { status: 200 },
+            Body::None,
+        ),
+        row(
+            post(),
+            "/t/{slug}/settings/api-keys",
+            Tenant { status: 200 },
+            Form(|o| {
+                vec![
+                    ("name", format!("made by {}", o.actor)),
+                    ("scope", "connections:read".to_owned()),
+                ]
+            }),
+        ),
+        destructive(row(
+            post(),
+            "/t/{slug}/settings/api-keys/{api_key}/revoke",
+            Tenant { status: 303 },
+            Body::None,
+        )),
+        row(
+            get(),
+            "/api/v1/openapi.json",
+            Public {
+                anonymous: 200,
+                signed_in: 200,
+            },
+            Body::None,
+        ),
         // Accounts (issue 13): the account pages, the second sign-in step, reset links, and
         // the operator's and tenant's two-factor actions.
         // No second step is due in these sessions: back to the start.
@@ -571,6 +605,7 @@ fn as_route_pattern(path: &str) -> String {
         "redirect_uri",
         "session",
         "link",
+        "api_key",
     ]
     .iter()
     .fold(path.to_owned(), |p, name| {
@@ -585,6 +620,7 @@ fn every_route_in_the_route_table_is_in_the_matrix() {
     let matrix: BTreeSet<(String, String)> = matrix()
         .iter()
         .map(|r| (r.method.to_string(), as_route_pattern(r.path)))
+        .chain(crate::api_authz::api_routes_in_the_matrix())
         .collect();
     let missing: Vec<_> = table.difference(&matrix).collect();
     let stale: Vec<_> = matrix.difference(&table).collect();
@@ -609,6 +645,7 @@ struct Objects {
     flow: Uuid,
     user: Uuid,
     redirect_uri: Uuid,
+    api_key: Uuid,
     link: Uuid,
     client_id: String,
     admin_email: String,
@@ -621,6 +658,7 @@ impl Objects {
             .replace("{attempt}", &self.attempt.to_string())
             .replace("{flow}", &self.flow.to_string())
             .replace("{user}", &self.user.to_string())
+            .replace("{api_key}", &self.api_key.to_string())
             .replace("{redirect_uri}", &self.redirect_uri.to_string())
             .replace("{link}", &self.link.to_string())
             .replace("{token}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
@@ -640,6 +678,7 @@ impl Objects {
         Self {
             connection: other.connection,
             attempt: other.attempt,
+            api_key: other.api_key,
             flow: other.flow,
             user: other.user,
             redirect_uri: other.redirect_uri,
@@ -717,6 +756,20 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
         actor: "owner",
         slug: slug.to_owned(),
         connection: one_id(
+        api_key: {
+            crate::api_support::key_for(
+                app,
+                setup.tenant_id,
+                &[finchgate::domain::ApiScope::ConnectionsRead],
+            )
+            .await;
+            one_id(
+                app,
+                "SELECT id FROM api_keys WHERE tenant_id = $1",
+                setup.tenant_id,
+            )
+            .await
+        },
             app,
             "SELECT id FROM connections WHERE tenant_id = $1",
             setup.tenant_id,
@@ -819,7 +872,8 @@ async fn fingerprint(app: &TestApp) -> Fingerprint {
             (SELECT count(*) FROM connection_tokens),
             (SELECT string_agg(status, ',' ORDER BY id) FROM connect_flows),
             (SELECT string_agg(id::text || ':' || review_state, ',' ORDER BY id) FROM exchange_attempts),
-            (SELECT string_agg(id::text || ':' || (revoked_at IS NULL), ',' ORDER BY id) FROM connect_links)
+            (SELECT string_agg(id::text || ':' || (revoked_at IS NULL), ',' ORDER BY id) FROM connect_links),
+            (SELECT string_agg(id::text || ':' || (revoked_at IS NULL), ',' ORDER BY id) FROM api_keys)
          ) AS state",
     )
     .get_result(&mut conn)
@@ -886,6 +940,7 @@ async fn every_route_answers_each_role_as_the_matrix_says_and_refusals_change_no
                     || row.path.contains("/{attempt}")
                     || row.path.contains("/{flow}")
                     || row.path.contains("/{redirect_uri}")
+                    || row.path.contains("/{api_key}")
                 {
                     // B's object under A's own name, asked by A's admin.
                     cases.push((admin_a, a.with_ids_of(&b).by("admin of A")));

@@ -7,6 +7,10 @@
 )]
 
 mod account;
+mod api_authz;
+mod api_keys;
+mod api_support;
+mod api_v1;
 mod auth;
 mod authz;
 mod config;

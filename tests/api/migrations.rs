@@ -24,6 +24,7 @@ async fn tables(db: &TestDatabase) -> Vec<String> {
 }
 
 const DATA_MODEL: &[&str] = &[
+    "api_keys",
     "audit_events",
     "connect_flows",
     "connect_links",
@@ -31,6 +32,7 @@ const DATA_MODEL: &[&str] = &[
     "connections",
     "exchange_attempts",
     "finch_credentials",
+    "idempotency_keys",
     "invitations",
     "keyring",
     "keyring_wraps",

@@ -76,6 +76,19 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
     ("/readyz", "for load balancers"),
     ("/metrics", "for the metrics scraper"),
     ("/static/{file}", "stylesheets and scripts the pages load"),
+    // The tenant API (issue 14): called by a tenant's backend with an API key, not by a browser.
+    (
+        "/api/v1/connections",
+        "the tenant API, for a backend with a key",
+    ),
+    (
+        "/api/v1/connections/{id}",
+        "the tenant API, for a backend with a key",
+    ),
+    (
+        "/api/v1/attempts",
+        "the tenant API, for a backend with a key",
+    ),
 ];
 
 /// A page a role must reach by following links: its route in the route table, the address
@@ -151,6 +164,16 @@ fn tenant_admin_pages(world: &World) -> Vec<Expected> {
             "the connect links",
             "/t/{slug}/links",
             format!("/t/{slug}/links"),
+        ),
+        page(
+            "the API keys",
+            "/t/{slug}/settings/api-keys",
+            format!("/t/{slug}/settings/api-keys"),
+        ),
+        page(
+            "the API's OpenAPI document",
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json",
         ),
     ];
     pages.extend(world.connections.iter().map(|id| {

@@ -1,7 +1,7 @@
 //! The log canary (SECURITY.md T19): a whole sign-in, settings, connect, failure, disconnect and
 //! console run with every log line captured at TRACE (both log formats, every crate, `log`
-//! records included). Afterwards no password, session id, code, state, access token or client
-//! secret of the run appears in the logs, in any page or `Location` served, or anywhere in the
+//! records included). Afterwards no password, session id, code, state, access token, API key or
+//! client secret of the run appears in the logs, in any page or `Location` served, or anywhere in the
 //! database in plaintext (or base64 / hex of it).
 //!
 //! A test binary of its own: the capturing subscriber is process-global.
@@ -359,6 +359,49 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
     assert!(page.contains("disconnected"), "{page}");
     let (status, _, _) = browser.post("/t/canary/", "/logout", &[]).await;
     assert_eq!(status, 303);
+
+    // The tenant API with a key (issue 14): listed, read, refused with a wrong secret.
+    let api_key = {
+        let new = finchgate::api::keys::NewKey::parse(
+            "canary key",
+            ["connections:read", "connections:write"],
+            None,
+        )
+        .unwrap();
+        let mut conn = app.pool.get().await.unwrap();
+        let created =
+            finchgate::db::transaction(&mut conn, finchgate::db::Scope::System, async |conn| {
+                finchgate::api::keys::create(
+                    conn,
+                    tenant,
+                    &new,
+                    &finchgate::onboarding::Actor::cli(),
+                    chrono::Utc::now(),
+                )
+                .await
+            })
+            .await
+            .unwrap();
+        created.key.expose_secret().to_owned()
+    };
+    let (key_prefix, key_secret) = finchgate::api::keys::split(&api_key).unwrap();
+    sentinels.push(("API key", api_key.clone()));
+    sentinels.push(("API key secret", key_secret.to_owned()));
+    let wrong_key = format!("fgk_{key_prefix}_{}", "B".repeat(key_secret.len()));
+    let api = reqwest::Client::new();
+    for (key, status) in [(&api_key, 200), (&wrong_key, 401)] {
+        for path in ["/api/v1/connections", "/api/v1/attempts"] {
+            let response = api
+                .get(format!("{}{path}", app.address))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            let body = response.text().await.unwrap();
+            assert!(!body.contains(key_secret), "the key is in an API answer");
+        }
+    }
 
     // An operator looks at everything.
     let operator = app.create_user("ops@canary.test", None).await;

@@ -58,6 +58,7 @@ impl Deployment {
             limits: finchgate::config::Limits {
                 pending_flows_per_admin: 1_000,
                 pending_flows_per_tenant: 100_000,
+                api_requests_per_minute: 1_000_000,
             },
             retention: Default::default(),
         }

@@ -35,6 +35,9 @@ pub(super) struct DemoTenant {
     pub(super) admin: Login,
     pub(super) finch_client_id: String,
     pub(super) finch_client_secret: String,
+    /// An API key with every scope (`fgk_…`), so `curl` works at once; added to older files.
+    #[serde(default)]
+    pub(super) api_key: String,
 }
 
 pub(super) const WARNING: &str =
@@ -49,7 +52,7 @@ pub(super) fn load_or_create(path: &Path) -> Result<DevFile, CliError> {
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
-        return serde_json::from_str(&raw).map_err(|e| {
+        let mut dev: DevFile = serde_json::from_str(&raw).map_err(|e| {
             ConfigError::new(
                 "FINCHGATE_DEV_FILE",
                 format!(
@@ -57,8 +60,25 @@ pub(super) fn load_or_create(path: &Path) -> Result<DevFile, CliError> {
                     path.display()
                 ),
             )
-            .into()
-        });
+        })?;
+        // A file from before API keys: give each tenant one and write it back.
+        if dev.tenants.iter().any(|t| t.api_key.is_empty()) {
+            for tenant in dev.tenants.iter_mut().filter(|t| t.api_key.is_empty()) {
+                tenant.api_key = new_api_key()?;
+            }
+            let json = serde_json::to_string_pretty(&dev).map_err(anyhow::Error::from)?;
+            let temporary = path.with_extension("json.new");
+            drop(std::fs::remove_file(&temporary));
+            write_private(&temporary, json.as_bytes())
+                .and_then(|()| std::fs::rename(&temporary, path))
+                .map_err(|e| {
+                    ConfigError::new(
+                        "FINCHGATE_DEV_FILE",
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?;
+        }
+        return Ok(dev);
     }
     let dev = DevFile {
         warning: WARNING.to_owned(),
@@ -130,7 +150,14 @@ fn demo_tenant(slug: &str, name: &str) -> Result<DemoTenant, CliError> {
                 .map_err(anyhow::Error::from)?
                 .as_ref())
         ),
+        api_key: new_api_key()?,
     })
+}
+
+/// A fresh API key for a demo tenant.
+fn new_api_key() -> Result<String, CliError> {
+    let minted = crate::api::keys::mint().map_err(anyhow::Error::from)?;
+    Ok(secrecy::ExposeSecret::expose_secret(&minted.key).to_owned())
 }
 
 /// 16 characters from an unambiguous alphabet (~90 bits).

@@ -2,7 +2,7 @@
 //!
 //! Creates the database if missing, migrates, keeps development keys and demo logins in a local
 //! file (created once, reused after), seeds an operator and two tenants (each with an admin, its
-//! own sandbox app credentials and a whitelisted redirect URI), starts the Finch sandbox emulator
+//! own sandbox app credentials, a whitelisted redirect URI and an API key with every scope), starts the Finch sandbox emulator
 //! in-process and the server, and prints the URL and the logins. Running it again reuses all of it.
 
 mod dev_file;
@@ -159,6 +159,17 @@ fn print_banner(
         println!(
             "  admin of {:<6} {}  /  {}",
             tenant.slug, tenant.admin.email, tenant.admin.password
+        );
+    }
+    println!();
+    for tenant in &dev.tenants {
+        println!("  API key of {:<6} {}", tenant.slug, tenant.api_key);
+    }
+    if let Some(first) = dev.tenants[..].first() {
+        println!();
+        println!(
+            "  curl -H 'Authorization: Bearer {}' {base}/api/v1/connections",
+            first.api_key
         );
     }
     println!();

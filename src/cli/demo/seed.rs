@@ -71,6 +71,14 @@ async fn seed_in(
         }
         let callback = crate::domain::redirect_uri::callback_url(public_url, &demo.slug);
         redirect_uris::add(conn, tenant.id, &callback, None).await?;
+        crate::api::keys::adopt(
+            conn,
+            tenant.id,
+            "demo key (development only)",
+            &demo.api_key,
+            crate::domain::ApiScope::ALL,
+        )
+        .await?;
     }
     Ok(())
 }

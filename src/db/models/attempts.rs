@@ -155,3 +155,34 @@ pub async fn list_for_tenant(
         .load(conn)
         .await
 }
+
+/// One page of the tenant's ledger, newest first, after the row `(started_at, id)` (keyset
+/// pagination).
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<Attempt>> {
+    let mut query = exchange_attempts::table
+        .filter(exchange_attempts::tenant_id.eq(tenant_id))
+        .into_boxed();
+    if let Some((started_at, id)) = after {
+        query = query.filter(
+            exchange_attempts::started_at
+                .lt(started_at)
+                .or(exchange_attempts::started_at
+                    .eq(started_at)
+                    .and(exchange_attempts::id.lt(id))),
+        );
+    }
+    query
+        .order((
+            exchange_attempts::started_at.desc(),
+            exchange_attempts::id.desc(),
+        ))
+        .limit(limit)
+        .select(Attempt::as_select())
+        .load(conn)
+        .await
+}

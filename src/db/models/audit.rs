@@ -11,7 +11,7 @@ use crate::db::schema::audit_events;
 pub struct Event<'a> {
     pub tenant_id: Option<Uuid>,
     pub actor_user_id: Option<Uuid>,
-    /// anonymous | operator | tenant_admin | system | cli
+    /// anonymous | operator | tenant_admin | system | cli | api_key
     pub actor_kind: &'a str,
     pub action: &'a str,
     pub target_type: Option<&'a str>,

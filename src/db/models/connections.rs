@@ -130,3 +130,49 @@ pub async fn set_status(
     .execute(conn)
     .await
 }
+
+/// What the API's connection list is filtered by.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub customer_id: Option<String>,
+    pub status: Option<String>,
+    pub provider_id: Option<String>,
+}
+
+/// One page of the tenant's connections, newest first, after the row `(created_at, id)`
+/// (keyset pagination: no row is skipped or repeated while rows are added).
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    filter: &Filter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<Connection>> {
+    let mut query = connections::table
+        .filter(connections::tenant_id.eq(tenant_id))
+        .into_boxed();
+    if let Some(customer_id) = &filter.customer_id {
+        query = query.filter(connections::customer_id.eq(customer_id.clone()));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(connections::status.eq(status.clone()));
+    }
+    if let Some(provider_id) = &filter.provider_id {
+        query = query.filter(connections::provider_id.eq(provider_id.clone()));
+    }
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            connections::created_at
+                .lt(created_at)
+                .or(connections::created_at
+                    .eq(created_at)
+                    .and(connections::id.lt(id))),
+        );
+    }
+    query
+        .order((connections::created_at.desc(), connections::id.desc()))
+        .limit(limit)
+        .select(Connection::as_select())
+        .load(conn)
+        .await
+}

@@ -1,10 +1,12 @@
 //! Row types and queries, one file per table; tenant-owned queries take the tenant id.
 
+pub mod api_keys;
 pub mod attempts;
 pub mod audit;
 pub mod connections;
 pub mod credentials;
 pub mod flows;
+pub mod idempotency_keys;
 pub mod invitations;
 pub mod keyring;
 pub mod password_resets;

@@ -64,6 +64,38 @@ struct Hits {
     hits: i32,
 }
 
+/// Counts one hit in `key`'s current fixed window (a new window starts when the old one is
+/// over) and returns the hits so far and when the window started; nothing is blocked here, the
+/// caller compares the count with its limit.
+pub async fn count_hit(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> QueryResult<(i32, DateTime<Utc>)> {
+    let row: HitsInWindow = diesel::sql_query(
+        "INSERT INTO rate_limits AS r (key, window_start, hits) VALUES ($1, $2, 1)
+         ON CONFLICT (key) DO UPDATE SET
+             window_start = CASE WHEN r.window_start <= $3 THEN $2 ELSE r.window_start END,
+             hits = CASE WHEN r.window_start <= $3 THEN 1 ELSE r.hits + 1 END
+         RETURNING hits, window_start",
+    )
+    .bind::<diesel::sql_types::Text, _>(key)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Timestamptz, _>(now - window)
+    .get_result(conn)
+    .await?;
+    Ok((row.hits, row.window_start))
+}
+
+#[derive(diesel::QueryableByName)]
+struct HitsInWindow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    hits: i32,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    window_start: DateTime<Utc>,
+}
+
 /// Deletes counters whose window started before `cutoff` and that block nothing any more.
 pub async fn purge_spent(
     conn: &mut AsyncPgConnection,

@@ -4,6 +4,7 @@
 //! The client secret is write-only: the page shows `••••` and the last four characters kept at
 //! save time, never the secret (SECURITY.md AC-4).
 
+pub mod api_keys;
 pub mod check_credentials;
 pub mod finch;
 pub mod redirect_uris;
