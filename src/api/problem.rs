@@ -214,7 +214,9 @@ impl From<AppError> for Problem {
     fn from(error: AppError) -> Self {
         match error {
             AppError::NotFound => Self::not_found(),
-            AppError::LoginRequired => Self::unauthorized(),
+            // A browser-session refusal never reaches the API (it signs in by key), but if it
+            // did, the key's caller is simply not authorized.
+            AppError::LoginRequired | AppError::EnrolmentRequired => Self::unauthorized(),
             AppError::BadRequest(m) => Self::bad_request(m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m),
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),

@@ -756,20 +756,6 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
         actor: "owner",
         slug: slug.to_owned(),
         connection: one_id(
-        api_key: {
-            crate::api_support::key_for(
-                app,
-                setup.tenant_id,
-                &[finchgate::domain::ApiScope::ConnectionsRead],
-            )
-            .await;
-            one_id(
-                app,
-                "SELECT id FROM api_keys WHERE tenant_id = $1",
-                setup.tenant_id,
-            )
-            .await
-        },
             app,
             "SELECT id FROM connections WHERE tenant_id = $1",
             setup.tenant_id,
@@ -795,6 +781,20 @@ async fn tenant_with_objects(app: &TestApp, slug: &str, browser: &reqwest::Clien
             setup.tenant_id,
         )
         .await,
+        api_key: {
+            crate::api_support::key_for(
+                app,
+                setup.tenant_id,
+                &[finchgate::domain::ApiScope::ConnectionsRead],
+            )
+            .await;
+            one_id(
+                app,
+                "SELECT id FROM api_keys WHERE tenant_id = $1",
+                setup.tenant_id,
+            )
+            .await
+        },
         client_id,
         admin_email: format!("admin@{slug}.test"),
     }
