@@ -46,6 +46,7 @@
 //! was sent) and the fault that acted on them.
 
 mod access;
+mod data;
 mod error;
 mod faults;
 mod handlers;
@@ -68,7 +69,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use faults::{Endpoint, Fault, FaultKind, ServerErrorStatus};
-pub use state::{IssuedToken, RecordedRequest};
+pub use state::{IssuedToken, RateLimits, RecordedRequest};
 
 use faults::ConnectionSocket;
 use state::Shared;
@@ -252,6 +253,12 @@ impl Sandbox {
     /// The faults still queued, with their remaining `times`.
     pub fn faults(&self) -> Vec<Fault> {
         self.shared.with(|s| s.faults())
+    }
+
+    /// Sets Finch's per-application rate limits on the data endpoints, like `POST
+    /// /_sandbox/limits` (Finch's own limits until changed).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.shared.with(|s| s.set_rate_limits(limits));
     }
 
     /// Every recorded request, oldest first (the last 10 000).
