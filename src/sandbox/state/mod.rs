@@ -37,6 +37,7 @@ pub(crate) use connections::{Connection, Grant, Token};
 pub(crate) use jobs::{ALLOWED_REFRESHES, Job, JobStart};
 pub(crate) use limits::Limited;
 pub use limits::RateLimits;
+pub(crate) use recording::Arrival;
 pub use recording::RecordedRequest;
 pub(crate) use sessions::{Flow, Session, SessionProblem};
 

@@ -812,3 +812,55 @@ async fn faults_apply_to_the_data_endpoints_and_requests_are_recorded() {
             .any(|r| r.path == "/employer/pay-statement" && r.status.is_none())
     );
 }
+
+#[tokio::test]
+async fn a_data_request_is_recorded_with_its_connection_query_and_headers_but_no_token() {
+    let app = spawn().await;
+    let conn = app.data_connection(&ALL_PRODUCTS, 10).await;
+    let resp = app
+        .api(Method::GET, "/employer/directory?limit=5&offset=2")
+        .bearer_auth(&conn.token)
+        .header("cookie", "session=from-the-caller")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let connection_id = app
+        .sandbox
+        .issued_tokens()
+        .into_iter()
+        .find(|t| {
+            use secrecy::ExposeSecret;
+            t.access_token.expose_secret() == conn.token
+        })
+        .unwrap()
+        .connection_id;
+    let recorded = app.sandbox.requests();
+    let r = recorded
+        .iter()
+        .find(|r| r.path == "/employer/directory")
+        .unwrap();
+    assert_eq!(r.query.as_deref(), Some("limit=5&offset=2"));
+    assert_eq!(r.connection_id.as_deref(), Some(connection_id.as_str()));
+    let header = |name: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("authorization").as_deref(), Some("Bearer"));
+    assert_eq!(header("cookie").as_deref(), Some("session=from-the-caller"));
+    assert_eq!(header("finch-api-version").as_deref(), Some("2020-09-17"));
+    let json = serde_json::to_string(&recorded).unwrap();
+    assert!(!json.contains(&conn.token), "a token in the record");
+
+    // Elsewhere the query is not kept (it can carry states and codes).
+    app.http
+        .get(app.url("/authorize?session=s&state=secret-state"))
+        .send()
+        .await
+        .unwrap();
+    let recorded = app.sandbox.requests();
+    let page = recorded.iter().find(|r| r.path == "/authorize").unwrap();
+    assert!(page.query.is_none());
+}
