@@ -64,6 +64,10 @@
 //! lost. That is what finchgate must survive: it must never retry such an exchange, and the
 //! code is spent anyway. Requests are recorded with their status (`None` when no HTTP response
 //! was sent) and the fault that acted on them.
+//!
+//! Every request is recorded ([`RecordedRequest`]: method, path, status, fault, headers with
+//! `authorization` cut to its scheme, the connection a Bearer token named, and the query of data
+//! API requests), so tests can assert what reached "Finch".
 
 mod access;
 mod data;

@@ -247,7 +247,9 @@ pub(crate) async fn payment(
             "start_date must not be after end_date",
         ));
     }
-    Ok(json(&caller.company().payments(from, to, caller.today)))
+    let company = caller.company();
+    let payments = off_the_worker(move || company.payments(from, to, caller.today)).await?;
+    Ok(json(&payments))
 }
 
 /// `POST /employer/pay-statement` with `{requests: [{payment_id, limit?, offset?}]}`.
@@ -269,10 +271,30 @@ pub(crate) async fn pay_statement(
         wanted.push((id, limit, offset));
     }
     let company = caller.company();
-    let responses = wanted
+    let today = caller.today;
+    let responses = off_the_worker(move || pay_statement_answers(&company, today, wanted)).await?;
+    Ok(json(&Responses::<serde_json::Value> { responses }))
+}
+
+/// Runs work that grows with the company's size (every person, every pay run) on the blocking
+/// pool, so a company of thousands does not stall the emulator's two workers.
+async fn off_the_worker<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work)
+        .await
+        .map_err(|_| ApiError::server_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+fn pay_statement_answers(
+    company: &Company,
+    today: NaiveDate,
+    wanted: Vec<(String, usize, usize)>,
+) -> Vec<BatchItem<serde_json::Value>> {
+    wanted
         .into_iter()
         .map(|(id, limit, offset)| {
-            let found = company.payment_index(&id, caller.today).map(|k| {
+            let found = company.payment_index(&id, today).map(|k| {
                 let (count, pay_statements) = company.pay_statements(k, offset, limit);
                 PayStatementPage {
                     paging: Paging { count, offset },
@@ -285,6 +307,5 @@ pub(crate) async fn pay_statement(
             answer.payment_id = Some(id);
             answer
         })
-        .collect();
-    Ok(json(&Responses::<serde_json::Value> { responses }))
+        .collect()
 }
