@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use super::faults::AppliedFault;
-use super::state::{Shared, new_id};
+use super::state::{Arrival, Shared, new_id};
 
 /// The `Finch-Request-Id` of the request being served, for inner layers.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub(crate) async fn access_layer(
     let path = req.path().to_owned();
     let shared = req.app_data::<web::Data<Shared>>().cloned();
     if let Some(shared) = &shared {
-        shared.record_arrival(&request_id, &method, &path);
+        shared.record_arrival(&request_id, &method, Arrival::of(&req));
     }
     req.extensions_mut().insert(RequestId(request_id.clone()));
 

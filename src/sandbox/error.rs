@@ -95,6 +95,47 @@ impl ApiError {
         )
     }
 
+    /// 404 `not_found_error` / `individual_not_found` (a batch item's body).
+    pub(crate) fn individual_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            Some("individual_not_found"),
+            format!("no individual with id {id}"),
+        )
+    }
+
+    /// 404 `not_found_error` / `payment_not_found` (a batch item's body).
+    pub(crate) fn payment_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            Some("payment_not_found"),
+            format!("no payment with id {id}"),
+        )
+    }
+
+    /// 403 `insufficient_scope_error`: the connection was not granted the product.
+    pub(crate) fn insufficient_scope(product: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope_error",
+            None,
+            format!("this access token does not have access to the `{product}` product"),
+        )
+    }
+
+    /// 429 from Finch's per-application limits, with Finch's documented body and, as Finch
+    /// documents none, no `Retry-After`.
+    pub(crate) fn application_rate_limited() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded_error",
+            Some("finch_application_rl"),
+            "Too many requests for token",
+        )
+    }
+
     /// 404 `not_found_error` for a path (or method) the API does not have.
     pub(crate) fn no_such_route(method: &str, path: &str) -> Self {
         Self::new(

@@ -35,17 +35,46 @@ pub enum Endpoint {
     Disconnect,
     #[serde(rename = "/sandbox/connections")]
     SandboxConnections,
+    #[serde(rename = "/employer/company")]
+    Company,
+    #[serde(rename = "/employer/directory")]
+    Directory,
+    #[serde(rename = "/employer/individual")]
+    Individual,
+    #[serde(rename = "/employer/employment")]
+    Employment,
+    #[serde(rename = "/employer/payment")]
+    Payment,
+    #[serde(rename = "/employer/pay-statement")]
+    PayStatement,
+    /// `POST` (create) and `GET` (list) `/jobs/automated`.
+    #[serde(rename = "/jobs/automated")]
+    JobsAutomated,
+    /// `GET /jobs/automated/{job_id}`.
+    #[serde(rename = "/jobs/automated/{job_id}")]
+    JobStatus,
+    #[serde(rename = "/providers")]
+    Providers,
 }
 
 impl Endpoint {
     /// Every API endpoint.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::ConnectSessions,
         Endpoint::ReauthenticateSession,
         Endpoint::AuthToken,
         Endpoint::Introspect,
         Endpoint::Disconnect,
         Endpoint::SandboxConnections,
+        Endpoint::Company,
+        Endpoint::Directory,
+        Endpoint::Individual,
+        Endpoint::Employment,
+        Endpoint::Payment,
+        Endpoint::PayStatement,
+        Endpoint::JobsAutomated,
+        Endpoint::JobStatus,
+        Endpoint::Providers,
     ];
 
     /// The path, as Finch spells it.
@@ -57,19 +86,40 @@ impl Endpoint {
             Endpoint::Introspect => "/introspect",
             Endpoint::Disconnect => "/disconnect",
             Endpoint::SandboxConnections => "/sandbox/connections",
+            Endpoint::Company => "/employer/company",
+            Endpoint::Directory => "/employer/directory",
+            Endpoint::Individual => "/employer/individual",
+            Endpoint::Employment => "/employer/employment",
+            Endpoint::Payment => "/employer/payment",
+            Endpoint::PayStatement => "/employer/pay-statement",
+            Endpoint::JobsAutomated => "/jobs/automated",
+            Endpoint::JobStatus => "/jobs/automated/{job_id}",
+            Endpoint::Providers => "/providers",
         }
     }
 
-    /// The one method the endpoint answers.
+    /// The method the endpoint answers (`/jobs/automated` answers `GET` too).
     pub fn method(self) -> Method {
         match self {
-            Endpoint::Introspect => Method::GET,
+            Endpoint::Introspect
+            | Endpoint::Company
+            | Endpoint::Directory
+            | Endpoint::Payment
+            | Endpoint::JobStatus
+            | Endpoint::Providers => Method::GET,
             _ => Method::POST,
         }
     }
 
     /// The endpoint a request is for, if any (method and path must both match).
     pub fn from_request(method: &Method, path: &str) -> Option<Endpoint> {
+        if let Some(job_id) = path.strip_prefix("/jobs/automated/") {
+            return (method == Method::GET && !job_id.is_empty() && !job_id.contains('/'))
+                .then_some(Endpoint::JobStatus);
+        }
+        if path == "/jobs/automated" && method == Method::GET {
+            return Some(Endpoint::JobsAutomated);
+        }
         Self::ALL
             .into_iter()
             .find(|e| e.path() == path && e.method() == method)
@@ -135,6 +185,29 @@ pub enum FaultKind {
     },
     /// Process normally but put a different `customer_id` in the response.
     WrongCustomerId,
+    /// Process, then answer 200 with a valid JSON body of `megabytes` MB, streamed (never held
+    /// in memory).
+    BigBody {
+        #[serde(default = "default_big_body_megabytes")]
+        megabytes: u64,
+    },
+    /// Process, then answer an HTML page (as a broken gateway in front of Finch would).
+    HtmlBody {
+        #[serde(default = "default_html_status")]
+        status: u16,
+    },
+    /// Answer `302 Found` to another URL of the emulator, without processing.
+    Redirect,
+    /// Process normally and add a `Set-Cookie` header to the response.
+    SetCookie,
+}
+
+fn default_big_body_megabytes() -> u64 {
+    64
+}
+
+fn default_html_status() -> u16 {
+    200
 }
 
 fn default_hang_seconds() -> u64 {
@@ -156,6 +229,10 @@ impl FaultKind {
             FaultKind::MalformedJson => "malformed_json",
             FaultKind::RateLimit { .. } => "rate_limit",
             FaultKind::WrongCustomerId => "wrong_customer_id",
+            FaultKind::BigBody { .. } => "big_body",
+            FaultKind::HtmlBody { .. } => "html_body",
+            FaultKind::Redirect => "redirect",
+            FaultKind::SetCookie => "set_cookie",
         }
     }
 
@@ -354,7 +431,62 @@ pub(crate) async fn api_layer(
                 HttpResponse::build(status).json(json),
             ))
         }
+        FaultKind::BigBody { megabytes } => {
+            let (http_req, _) = next.call(req).await?.map_into_boxed_body().into_parts();
+            Ok(ServiceResponse::new(http_req, big_body(megabytes)))
+        }
+        FaultKind::HtmlBody { status } => {
+            let (http_req, _) = next.call(req).await?.map_into_boxed_body().into_parts();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let response = HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(HTML_BODY);
+            Ok(ServiceResponse::new(http_req, response))
+        }
+        FaultKind::Redirect => {
+            let target = shared
+                .base_url()
+                .join("_sandbox/redirected")
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| "/_sandbox/redirected".to_owned());
+            let response = HttpResponse::Found()
+                .insert_header((header::LOCATION, target))
+                .finish();
+            Ok(req.into_response(response))
+        }
+        FaultKind::SetCookie => {
+            let mut res = next.call(req).await?.map_into_boxed_body();
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static("finch_session=sandbox-cookie; Path=/; HttpOnly"),
+            );
+            Ok(res)
+        }
     }
+}
+
+/// The page of an `html_body` fault.
+const HTML_BODY: &str = "<!doctype html><html><head><title>502 Bad Gateway</title></head>\
+<body><h1>Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>";
+
+/// Chunk size of a `big_body` fault's stream.
+const PAD_CHUNK: usize = 64 * 1024;
+static PAD: [u8; PAD_CHUNK] = [b'a'; PAD_CHUNK];
+
+/// `{"padding":"aaaa…"}` of `megabytes` MB, streamed from one static chunk.
+fn big_body(megabytes: u64) -> HttpResponse {
+    let chunks = megabytes.saturating_mul(1024 * 1024) / PAD_CHUNK as u64;
+    let head = std::iter::once(web::Bytes::from_static(b"{\"padding\":\""));
+    let pad = (0..chunks).map(|_| web::Bytes::from_static(&PAD));
+    let tail = std::iter::once(web::Bytes::from_static(b"\"}"));
+    let stream = futures_util::stream::iter(
+        head.chain(pad)
+            .chain(tail)
+            .map(Ok::<_, std::convert::Infallible>),
+    );
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(stream)
 }
 
 /// A Finch-style 500 for a response the fault layer could not rewrite (returning an error

@@ -187,6 +187,54 @@ impl JsonBody {
         Ok(Some(products))
     }
 
+    /// A required array of 1 to `max` objects, each read with the same helpers.
+    pub(crate) fn object_array(&self, field: &str, max: usize) -> Result<Vec<JsonBody>, ApiError> {
+        let Some(Value::Array(items)) = self.get(field) else {
+            return Err(ApiError::bad_request(format!(
+                "{} is required: an array of objects",
+                self.name(field)
+            )));
+        };
+        if items.is_empty() || items.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "{} must hold 1 to {max} items (got {})",
+                self.name(field),
+                items.len()
+            )));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(fields) => Ok(JsonBody {
+                    fields: fields.clone(),
+                    prefix: format!("{}[{i}].", self.name(field)),
+                }),
+                _ => Err(ApiError::bad_request(format!(
+                    "{}[{i}] must be an object",
+                    self.name(field)
+                ))),
+            })
+            .collect()
+    }
+
+    /// An optional array of strings.
+    pub(crate) fn opt_strings(&self, field: &str) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(value) = self.get(field) else {
+            return Ok(None);
+        };
+        let not_strings =
+            || ApiError::bad_request(format!("{} must be an array of strings", self.name(field)));
+        let Value::Array(items) = value else {
+            return Err(not_strings());
+        };
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(not_strings))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// An optional nested object, read with the same helpers.
     pub(crate) fn opt_object(&self, field: &str) -> Result<Option<JsonBody>, ApiError> {
         match self.get(field) {

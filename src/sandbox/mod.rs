@@ -10,8 +10,11 @@
 //! | `GET /connect.js` | stand-in for Finch's Connect SDK (`window.FinchConnect`) |
 //! | `POST /auth/token` | code → access token (body credentials, or Basic when the body has none) |
 //! | `GET /introspect`, `POST /disconnect` | Bearer-token endpoints |
-//! | `POST /sandbox/connections` | a sandbox connection without Connect (HTTP Basic) |
-//! | `/_sandbox/faults`, `/_sandbox/requests`, `/_sandbox/apps` | control endpoints, not Finch |
+//! | `POST /sandbox/connections` | a sandbox connection without Connect (HTTP Basic; `employee_size` sets the company size) |
+//! | `GET /employer/company`, `GET /employer/directory`, `POST /employer/individual`, `POST /employer/employment`, `GET /employer/payment`, `POST /employer/pay-statement` | Finch's data API (Bearer; see below) |
+//! | `POST/GET /jobs/automated`, `GET /jobs/automated/{job_id}` | `data_sync_all` jobs (Bearer) |
+//! | `GET /providers` | the providers, in Finch's shape (no credentials) |
+//! | `/_sandbox/faults`, `/_sandbox/requests`, `/_sandbox/apps`, `/_sandbox/limits` | control endpoints, not Finch |
 //!
 //! Every response carries `Finch-Request-Id`; errors use Finch's body `{code, name, finch_code,
 //! message}`; API endpoints require `Finch-API-Version: 2020-09-17`. Codes live
@@ -19,6 +22,19 @@
 //! redirect-flow code needs the session's `redirect_uri` byte for byte, an embedded-flow code
 //! must come without one. A rejected exchange leaves the code untouched. Reauthentication keeps
 //! the `connection_id` and revokes the connection's earlier tokens; disconnect revokes them all.
+//!
+//! # Data API
+//!
+//! The token names the connection; its data is generated from its `company_id` (module `data`), so
+//! the same connection answers the same company, people and pay runs every time, and a company
+//! of thousands of people costs nothing until a page of it is read. Checks, in order: token
+//! (401 `invalid_token_error`), Finch's per-application limit on the endpoint (rolling 60 s;
+//! [`RateLimits`], Finch's by default; 429 `finch_application_rl` without `Retry-After`), the
+//! endpoint's product (403 `insufficient_scope_error`), then the request (400). Unknown ids in a
+//! batch are per-item 404 bodies (`individual_not_found`, `payment_not_found`) in a 200. A
+//! `data_sync_all` job is `pending` for 2 s, then `complete`; a second job while one runs
+//! returns the running one; a refresh beyond one per hour per connection is a 429 with
+//! `retry_at`, `Retry-After` and `x-should-retry: false`.
 //!
 //! # Faults
 //!
@@ -38,14 +54,23 @@
 //! | `malformed_json` | **yes** | 200 with the real body cut in half |
 //! | `rate_limit {retry_after_seconds}` (default 1) | no | 429 `rate_limit_exceeded_error` / `finch_application_rl`, `Retry-After` |
 //! | `wrong_customer_id` | yes | the normal response with a different `customer_id` (`/auth/token`, `/introspect` only) |
+//! | `big_body {megabytes}` (default 64) | yes | 200 with a valid JSON body of that size, streamed from one static chunk |
+//! | `html_body {status}` (default 200) | yes | an HTML page with that status |
+//! | `redirect` | no | `302 Found` to `/_sandbox/redirected` on the emulator |
+//! | `set_cookie` | yes | the normal response plus a `Set-Cookie` header |
 //!
 //! "Processed" means everything happened on Finch's side: on `/auth/token` the code is consumed
 //! and the token issued (it shows in [`Sandbox::issued_tokens`]) even though the answer was
 //! lost. That is what finchgate must survive: it must never retry such an exchange, and the
 //! code is spent anyway. Requests are recorded with their status (`None` when no HTTP response
 //! was sent) and the fault that acted on them.
+//!
+//! Every request is recorded ([`RecordedRequest`]: method, path, status, fault, headers with
+//! `authorization` cut to its scheme, the connection a Bearer token named, and the query of data
+//! API requests), so tests can assert what reached "Finch".
 
 mod access;
+mod data;
 mod error;
 mod faults;
 mod handlers;
@@ -68,7 +93,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use faults::{Endpoint, Fault, FaultKind, ServerErrorStatus};
-pub use state::{IssuedToken, RecordedRequest};
+pub use state::{IssuedToken, RateLimits, RecordedRequest};
 
 use faults::ConnectionSocket;
 use state::Shared;
@@ -252,6 +277,12 @@ impl Sandbox {
     /// The faults still queued, with their remaining `times`.
     pub fn faults(&self) -> Vec<Fault> {
         self.shared.with(|s| s.faults())
+    }
+
+    /// Sets Finch's per-application rate limits on the data endpoints, like `POST
+    /// /_sandbox/limits` (Finch's own limits until changed).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.shared.with(|s| s.set_rate_limits(limits));
     }
 
     /// Every recorded request, oldest first (the last 10 000).

@@ -3,7 +3,8 @@
 use actix_web::web;
 
 use super::handlers::{
-    account, assets, authorize, control, not_found, sandbox_connections, sessions, token,
+    account, assets, authorize, control, employer, jobs, not_found, providers, sandbox_connections,
+    sessions, token,
 };
 
 /// Registers every route. Each path is one resource whose other methods answer Finch's 404
@@ -22,6 +23,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/sandbox/connections").route(web::post().to(sandbox_connections::create)),
         )
+        // Finch's data API (Bearer; products, rate limits and faults apply).
+        .service(resource("/employer/company").route(web::get().to(employer::company)))
+        .service(resource("/employer/directory").route(web::get().to(employer::directory)))
+        .service(resource("/employer/individual").route(web::post().to(employer::individual)))
+        .service(resource("/employer/employment").route(web::post().to(employer::employment)))
+        .service(resource("/employer/payment").route(web::get().to(employer::payment)))
+        .service(resource("/employer/pay-statement").route(web::post().to(employer::pay_statement)))
+        .service(
+            resource("/jobs/automated")
+                .route(web::post().to(jobs::create))
+                .route(web::get().to(jobs::list)),
+        )
+        .service(resource("/jobs/automated/{job_id}").route(web::get().to(jobs::retrieve)))
+        .service(resource("/providers").route(web::get().to(providers::list)))
         // Finch Connect.
         .service(
             resource("/authorize")
@@ -38,6 +53,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/_sandbox/requests").route(web::get().to(control::requests)))
         .service(resource("/_sandbox/apps").route(web::post().to(control::register_app)))
+        .service(
+            resource("/_sandbox/limits")
+                .route(web::get().to(control::limits))
+                .route(web::post().to(control::set_limits)),
+        )
         .default_service(web::to(not_found));
 }
 

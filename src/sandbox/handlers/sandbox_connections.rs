@@ -18,6 +18,9 @@ const DEFAULT_PRODUCTS: [Product; 4] = [
     Product::Employment,
 ];
 
+/// Finch's default `employee_size` of a sandbox connection.
+const DEFAULT_EMPLOYEE_SIZE: u32 = 20;
+
 /// The response; private because the wire type holds the token as a `SecretString`.
 #[derive(Serialize)]
 struct SandboxConnectionBody<'a> {
@@ -56,8 +59,10 @@ pub(crate) async fn create(
     let products = request
         .products
         .unwrap_or_else(|| DEFAULT_PRODUCTS.to_vec());
-    let grant = shared
-        .with(|s| s.create_sandbox_connection(&client_id, provider.id, auth_method, products));
+    let size = request.employee_size.unwrap_or(DEFAULT_EMPLOYEE_SIZE);
+    let grant = shared.with(|s| {
+        s.create_sandbox_connection(&client_id, provider.id, auth_method, products, size)
+    });
     let c = &grant.connection;
     Ok(HttpResponse::Ok().json(SandboxConnectionBody {
         access_token: &grant.access_token,

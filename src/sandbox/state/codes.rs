@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Connection, Flow, Grant, SessionProblem, State, new_id};
 use crate::finch::wire::AuthMethod;
+use crate::sandbox::data::Company;
 use crate::sandbox::error::ApiError;
 
 /// An authorization code handed out by an approved session.
@@ -133,6 +134,7 @@ impl State {
                 snapshot
             }
             None => {
+                let company_id = new_id();
                 let conn = Connection {
                     id: new_id(),
                     client_id: client_id.to_owned(),
@@ -144,7 +146,8 @@ impl State {
                     connection_type: session.connection_type,
                     auth_method: record.auth_method,
                     account_id: new_id(),
-                    company_id: new_id(),
+                    employee_size: Company::default_size(&company_id),
+                    company_id,
                     entity_id: new_id(),
                     manual: session.manual,
                     disconnected: false,

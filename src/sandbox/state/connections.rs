@@ -35,6 +35,8 @@ pub(crate) struct Connection {
     pub(crate) entity_id: String,
     pub(crate) manual: bool,
     pub(crate) disconnected: bool,
+    /// How many people its generated company has (see [`crate::sandbox::data`]).
+    pub(crate) employee_size: u32,
 }
 
 /// An access token's record (the token string is the map key).
@@ -89,6 +91,7 @@ impl State {
         provider_id: &str,
         auth_method: AuthMethod,
         products: Vec<Product>,
+        employee_size: u32,
     ) -> Grant {
         let now = self.now();
         let connection = Connection {
@@ -106,6 +109,7 @@ impl State {
             entity_id: new_id(),
             manual: auth_method == AuthMethod::Assisted,
             disconnected: false,
+            employee_size,
         };
         self.connections
             .insert(connection.id.clone(), connection.clone());

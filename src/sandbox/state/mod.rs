@@ -13,6 +13,8 @@
 
 mod codes;
 mod connections;
+mod jobs;
+mod limits;
 mod recording;
 mod sessions;
 
@@ -32,6 +34,10 @@ use super::input::secrets_equal;
 use codes::AuthCode;
 pub use connections::IssuedToken;
 pub(crate) use connections::{Connection, Grant, Token};
+pub(crate) use jobs::{ALLOWED_REFRESHES, Job, JobStart};
+pub(crate) use limits::Limited;
+pub use limits::RateLimits;
+pub(crate) use recording::Arrival;
 pub use recording::RecordedRequest;
 pub(crate) use sessions::{Flow, Session, SessionProblem};
 
@@ -48,6 +54,10 @@ pub(crate) struct State {
     requests: VecDeque<RecordedRequest>,
     faults: VecDeque<Fault>,
     clock_offset: chrono::Duration,
+    rate_limits: RateLimits,
+    windows: limits::Windows,
+    /// `data_sync_all` jobs of every connection, oldest first.
+    jobs: Vec<Job>,
 }
 
 /// State plus configuration, shared by all workers behind `web::Data` (an `Arc`).

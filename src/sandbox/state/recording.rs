@@ -18,12 +18,64 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path only: query strings can carry states and codes.
     pub path: String,
+    /// The query string of a data API request (`/employer/…`, `/jobs/…`), which carries only
+    /// paging and dates; `None` elsewhere.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The request's headers (names lower-case, in order), so tests can check what reached
+    /// "Finch". `authorization` keeps only its scheme (`Bearer`, `Basic`), never the credential.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The connection a Bearer token named, when it named a live one.
+    #[serde(default)]
+    pub connection_id: Option<String>,
     /// `None` while in flight, and when the client got no HTTP response (reset, hang).
     pub status: Option<u16>,
     /// The kind of fault that acted on it, if any.
     pub fault: Option<String>,
     /// Arrival time on the emulator's clock (which includes any test offset).
     pub at: DateTime<Utc>,
+}
+
+/// What the access layer saw of a request as it arrived.
+pub(crate) struct Arrival {
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    /// The Bearer token, only to resolve the connection; never stored.
+    pub(crate) bearer: Option<String>,
+}
+
+impl Arrival {
+    pub(crate) fn of(req: &actix_web::dev::ServiceRequest) -> Self {
+        let path = req.path().to_owned();
+        let data_api = path.starts_with("/employer/") || path.starts_with("/jobs/");
+        let query =
+            (data_api && !req.query_string().is_empty()).then(|| req.query_string().to_owned());
+        let mut bearer = None;
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                if name == actix_web::http::header::AUTHORIZATION {
+                    let (scheme, credential) = value.split_once(' ').unwrap_or((&value, ""));
+                    if scheme.eq_ignore_ascii_case("bearer") {
+                        bearer = Some(credential.trim().to_owned());
+                    }
+                    (name.as_str().to_owned(), scheme.to_owned())
+                } else {
+                    (name.as_str().to_owned(), value)
+                }
+            })
+            .collect();
+        Self {
+            path,
+            query,
+            headers,
+            bearer,
+        }
+    }
 }
 
 impl Shared {
@@ -45,16 +97,24 @@ impl Shared {
     }
 
     /// Records a request on arrival.
-    pub(crate) fn record_arrival(&self, request_id: &str, method: &str, path: &str) {
+    pub(crate) fn record_arrival(&self, request_id: &str, method: &str, arrival: Arrival) {
         self.with(|s| {
             let at = s.now();
+            let connection_id = arrival
+                .bearer
+                .as_deref()
+                .and_then(|t| s.token(t).ok())
+                .map(|(_, c)| c.id.clone());
             if s.requests.len() >= MAX_RECORDED_REQUESTS {
                 s.requests.pop_front();
             }
             s.requests.push_back(RecordedRequest {
                 request_id: request_id.to_owned(),
                 method: method.to_owned(),
-                path: path.to_owned(),
+                path: arrival.path,
+                query: arrival.query,
+                headers: arrival.headers,
+                connection_id,
                 status: None,
                 fault: None,
                 at,

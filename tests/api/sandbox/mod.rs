@@ -5,6 +5,7 @@
 mod connect_pages;
 mod connections;
 mod control;
+mod data;
 mod faults;
 mod sessions;
 mod token;

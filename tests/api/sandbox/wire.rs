@@ -43,7 +43,8 @@ async fn every_response_carries_a_fresh_finch_request_id() {
 async fn an_unknown_path_or_method_is_a_finch_404() {
     let app = spawn().await;
     for (method, path) in [
-        (Method::GET, "/employer/directory"),
+        (Method::GET, "/employer/benefits"),
+        (Method::DELETE, "/employer/directory"),
         (Method::GET, "/auth/token"),
         (Method::DELETE, "/connect/sessions"),
         (Method::PUT, "/authorize"),
