@@ -1,7 +1,7 @@
 //! Pure types and rules, no I/O: identifiers, slugs, emails, redirect URIs, failure classification.
 
-pub mod browser;
 pub mod api_scope;
+pub mod browser;
 pub mod email;
 pub mod failure;
 pub mod password_policy;
