@@ -91,6 +91,19 @@ async fn idempotency_keys_replay_the_first_answer_refuse_another_body_and_make_o
         .filter(|a| a.headers.get("idempotent-replayed").is_some())
         .count();
     assert_eq!(replayed, 19);
+    // The stored answers hold the link URLs sealed, never in clear.
+    let stored = count(
+        &app.db,
+        "SELECT count(*) AS n FROM idempotency_keys WHERE response_body LIKE 'sealed:%'",
+    )
+    .await;
+    assert_eq!(stored, 2);
+    let clear = count(
+        &app.db,
+        "SELECT count(*) AS n FROM idempotency_keys WHERE response_body LIKE '%/c/%'",
+    )
+    .await;
+    assert_eq!(clear, 0);
     app.stop().await;
 }
 
