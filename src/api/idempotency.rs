@@ -72,6 +72,8 @@ impl Outcome {
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
         let mut response = HttpResponse::build(status);
         response.content_type("application/json");
+        // An answer may hold a secret shown once (a link's URL): never cached.
+        response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
         if replayed {
             response.insert_header((REPLAYED_HEADER, "true"));
         }

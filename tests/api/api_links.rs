@@ -303,6 +303,10 @@ async fn end_to_end_a_backend_links_a_customer_finds_the_connection_and_disconne
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.json["flow"], "redirect");
+    assert_eq!(
+        created.headers["cache-control"], "no-store",
+        "the URL is not cached"
+    );
     let link_id = created.json["id"].as_str().unwrap().to_owned();
     let url = created.json["url"].as_str().unwrap().to_owned();
 
