@@ -40,6 +40,11 @@ ALTER TABLE audit_events DROP CONSTRAINT audit_events_actor_kind_check;
 ALTER TABLE audit_events ADD CONSTRAINT audit_events_actor_kind_check
     CHECK (actor_kind IN ('anonymous', 'operator', 'tenant_admin', 'system', 'cli', 'api_key'));
 
+-- A link made by a key names it (connect_links.created_by_key, column of the links migration);
+-- a deleted key leaves the link, unattributed.
+ALTER TABLE connect_links ADD CONSTRAINT connect_links_created_by_key_fkey
+    FOREIGN KEY (created_by_key) REFERENCES api_keys (id) ON DELETE SET NULL;
+
 -- The API filters connections by customer and pages them newest first.
 CREATE INDEX connections_tenant_customer_idx ON connections (tenant_id, customer_id) WHERE customer_id IS NOT NULL;
 

@@ -9,6 +9,11 @@
 //!   is still running after that, a `409 idempotency_in_progress` with `Retry-After: 1`;
 //! - another request under the same key → `422 idempotency_conflict`.
 //!
+//! A stored answer is sealed with the vault (purpose `idempotent-answer`, bound to the tenant and
+//! the API key): an answer may carry a secret shown once, such as a connect link's URL, and the
+//! database never holds it in clear. An answer whose KEK was retired within its 24 hours can no
+//! longer be replayed (a 500 says so in the log; retire a KEK a day after rotating).
+//!
 //! Only successful (2xx) answers are stored: when the work fails (a refusal, Finch down, …) the
 //! row is deleted again, so the client may retry with the same key. The reaper purges rows after
 //! 24 hours ([`RETENTION`]).
@@ -67,6 +72,8 @@ impl Outcome {
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
         let mut response = HttpResponse::build(status);
         response.content_type("application/json");
+        // An answer may hold a secret shown once (a link's URL): never cached.
+        response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
         if replayed {
             response.insert_header((REPLAYED_HEADER, "true"));
         }
@@ -100,16 +107,77 @@ pub async fn respond(
         tenant_id: caller.tenant_id(),
         api_key_id: caller.key_id(),
     };
+    let vault = &state.vault;
+    let sealed = async || {
+        let answer = work().await?;
+        if key.is_none() {
+            return Ok(answer);
+        }
+        Ok(Answer {
+            status: answer.status,
+            body: seal(vault, owner, &answer.body)?,
+        })
+    };
     let outcome = once(
         &state.db,
         owner,
         key.as_deref(),
         &hash,
         state.clock.now(),
-        work,
+        sealed,
     )
     .await?;
-    Ok(outcome.into_response())
+    if key.is_none() {
+        return Ok(outcome.into_response());
+    }
+    let opened = match outcome {
+        Outcome::Fresh(a) => Outcome::Fresh(open(vault, owner, a)?),
+        Outcome::Replayed(a) => Outcome::Replayed(open(vault, owner, a)?),
+    };
+    Ok(opened.into_response())
+}
+
+/// What marks a sealed stored answer.
+const SEALED_PREFIX: &str = "sealed:";
+
+fn context(owner: Owner) -> crate::vault::RowContext {
+    crate::vault::RowContext::new(
+        crate::vault::Purpose::IdempotentAnswer,
+        owner.tenant_id,
+        owner.api_key_id,
+    )
+}
+
+/// Seals an answer's body for storage: `sealed:` and the envelope in base64.
+fn seal(vault: &crate::vault::Vault, owner: Owner, body: &str) -> Result<String, Problem> {
+    use base64::Engine as _;
+    let sealed = vault
+        .seal(&context(owner), body.as_bytes())
+        .map_err(Problem::internal)?;
+    Ok(format!(
+        "{SEALED_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(sealed.envelope)
+    ))
+}
+
+/// Opens a stored answer's body (see [`seal`]).
+fn open(vault: &crate::vault::Vault, owner: Owner, answer: Answer) -> Result<Answer, Problem> {
+    use base64::Engine as _;
+    let Some(encoded) = answer.body.strip_prefix(SEALED_PREFIX) else {
+        return Err(Problem::internal(anyhow::anyhow!(
+            "a stored idempotent answer is not sealed"
+        )));
+    };
+    let envelope = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(Problem::internal)?;
+    let body = vault
+        .open_string(&context(owner), &envelope)
+        .map_err(Problem::internal)?;
+    Ok(Answer {
+        status: answer.status,
+        body: secrecy::ExposeSecret::expose_secret(&body).to_owned(),
+    })
 }
 
 /// The `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters.

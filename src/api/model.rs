@@ -149,3 +149,132 @@ pub struct ConnectionListParams {
     /// Only connections to this provider (Finch's provider id).
     pub provider: Option<String>,
 }
+
+/// A connect link's status, as [`crate::db::models::links::Link::status`] derives it.
+pub const LINK_STATUSES: &[&str] = &[
+    "open",
+    "opened",
+    "completed",
+    "failed",
+    "expired",
+    "revoked",
+];
+
+/// A connect link of the tenant. Never its token: the URL is returned once, by the create.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkOut {
+    pub id: Uuid,
+    /// The tenant's id for its customer.
+    pub customer_id: String,
+    pub customer_name: String,
+    /// Finch products the customer is asked for.
+    pub products: Vec<String>,
+    /// `finch` or `provider` (Finch's sandbox), or `null` for production.
+    pub sandbox: Option<String>,
+    /// `redirect` or `embedded`.
+    pub flow: String,
+    /// Where the customer's browser goes after the callback (with `connection_id` and `status`).
+    pub return_uri: Option<String>,
+    /// One of: open, opened, completed, failed, expired, revoked.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The connection it made (or reconnected), once completed.
+    pub connection_id: Option<Uuid>,
+    /// The last failed exchange attempt (`/api/v1/attempts`), when the status is `failed`.
+    pub attempt_id: Option<Uuid>,
+    /// The connection a reconnect link reconnects.
+    pub reconnect_connection_id: Option<Uuid>,
+}
+
+impl From<crate::connect::link::LinkView> for LinkOut {
+    fn from(l: crate::connect::link::LinkView) -> Self {
+        Self {
+            id: l.id,
+            customer_id: l.customer_id,
+            customer_name: l.customer_name,
+            products: l.products,
+            sandbox: l.sandbox,
+            flow: l.flow,
+            return_uri: l.return_uri,
+            status: l.status,
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+            connection_id: l.connection_id,
+            attempt_id: l.attempt_id,
+            reconnect_connection_id: l.reconnect_connection_id,
+        }
+    }
+}
+
+/// A new link and its URL `{public_url}/c/{token}`: send the URL to the customer. It is
+/// returned this once (and by a replay of the same `Idempotency-Key` within 24 hours).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkCreated {
+    #[serde(flatten)]
+    pub link: LinkOut,
+    /// The link to send to the customer. A secret: whoever has it can connect as the customer.
+    pub url: String,
+}
+
+/// A page of links.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkList {
+    pub data: Vec<LinkOut>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/links` query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LinkListParams {
+    /// `next_cursor` of the previous page; omit for the first page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// Only this customer's links.
+    pub customer_id: Option<String>,
+    /// Only links in this status (open, opened, completed, failed, expired, revoked).
+    pub status: Option<String>,
+}
+
+/// `POST /api/v1/links`: a link for one customer.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkCreateIn {
+    /// The tenant's id for its customer (1 to 255 characters); the connection carries it.
+    /// Optional for a reconnect link (the connection's is used).
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Shown to the customer on the link's page. Optional for a reconnect link.
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    /// Finch products to ask for, e.g. `["company", "directory"]` (at least one).
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// `finch` or `provider` for Finch's sandbox; omit for production.
+    #[serde(default)]
+    pub sandbox: Option<String>,
+    /// `redirect` (default: Finch Connect in the customer's tab) or `embedded` (in an iframe on
+    /// finchgate's page).
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// Redirect flow: which of the tenant's whitelisted redirect URIs Finch returns to, exactly
+    /// as whitelisted; default the first one whitelisted.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// Where the customer's browser goes after the callback; must be on the tenant's whitelist
+    /// of return URIs, exactly. Omit to leave the customer on finchgate's page.
+    #[serde(default)]
+    pub return_uri: Option<String>,
+    /// 1 to 30 days (default 7).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30)]
+    pub expires_in_days: Option<i64>,
+    /// Makes a reconnect link for this connection (finchgate's id): the customer fixes it.
+    #[serde(default)]
+    pub reconnect_connection_id: Option<Uuid>,
+}

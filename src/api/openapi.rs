@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::model::{AttemptList, AttemptOut, ConnectionList, ConnectionOut};
+use super::model::{
+    AttemptList, AttemptOut, ConnectionList, ConnectionOut, LinkCreateIn, LinkCreated, LinkList,
+    LinkOut,
+};
 use super::problem::ProblemBody;
 
 #[derive(OpenApi)]
@@ -19,12 +22,27 @@ use super::problem::ProblemBody;
         crate::routes::api::connections::show,
         crate::routes::api::connections::disconnect,
         crate::routes::api::attempts::list,
+        crate::routes::api::links::create,
+        crate::routes::api::links::list,
+        crate::routes::api::links::show,
+        crate::routes::api::links::revoke,
     ),
-    components(schemas(ConnectionOut, ConnectionList, AttemptOut, AttemptList, ProblemBody)),
+    components(schemas(
+        ConnectionOut,
+        ConnectionList,
+        AttemptOut,
+        AttemptList,
+        LinkOut,
+        LinkList,
+        LinkCreated,
+        LinkCreateIn,
+        ProblemBody
+    )),
     modifiers(&BearerKey),
     tags(
         (name = "connections", description = "The tenant's Finch connections"),
         (name = "attempts", description = "The tenant's ledger of exchange attempts"),
+        (name = "links", description = "Connect links: a customer connects (or reconnects) without an account"),
     )
 )]
 pub struct ApiDoc;

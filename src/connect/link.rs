@@ -337,6 +337,23 @@ pub async fn list(state: &AppState, tenant_id: Uuid) -> Result<Vec<LinkView>, Li
     Ok(rows.iter().map(|l| LinkView::of(l, now)).collect())
 }
 
+/// A page of the tenant's links (the API's list): newest first, narrowed by `filter`, at most
+/// `limit` after the sort key `after`.
+pub async fn page(
+    state: &AppState,
+    tenant_id: Uuid,
+    filter: &links::Filter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<LinkView>, LinkError> {
+    let now = state.clock.now();
+    let rows = crate::db::run(&state.db, Scope::Tenant(tenant_id), async |conn| {
+        links::page(conn, tenant_id, filter, now, after, limit).await
+    })
+    .await?;
+    Ok(rows.iter().map(|l| LinkView::of(l, now)).collect())
+}
+
 /// One of the tenant's links.
 pub async fn get(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<LinkView, LinkError> {
     let now = state.clock.now();

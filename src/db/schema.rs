@@ -324,6 +324,7 @@ diesel::joinable!(connect_flows -> connect_links (link_id));
 diesel::joinable!(connect_flows -> redirect_uris (redirect_uri_id));
 diesel::joinable!(connect_flows -> tenants (tenant_id));
 diesel::joinable!(connect_flows -> users (user_id));
+diesel::joinable!(connect_links -> api_keys (created_by_key));
 diesel::joinable!(connect_links -> exchange_attempts (failed_attempt_id));
 diesel::joinable!(connect_links -> redirect_uris (redirect_uri_id));
 diesel::joinable!(connect_links -> tenants (tenant_id));

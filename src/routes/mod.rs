@@ -191,6 +191,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::delete().to(api::connections::disconnect),
         )
         .route("/api/v1/attempts", web::get().to(api::attempts::list))
+        // Connect links by API (issue 14).
+        .route("/api/v1/links", web::post().to(api::links::create))
+        .route("/api/v1/links", web::get().to(api::links::list))
+        .route("/api/v1/links/{id}", web::get().to(api::links::show))
+        .route("/api/v1/links/{id}", web::delete().to(api::links::revoke))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file}", web::get().to(assets::serve))

@@ -25,6 +25,9 @@ pub enum Purpose {
     KeyCheck,
     /// A user's TOTP secret (row: the user; tenant: theirs, nil for operators).
     TotpSecret,
+    /// An API answer kept for `Idempotency-Key` replays (row: the API key; tenant: its own).
+    /// It may hold a secret returned once (a connect link's URL).
+    IdempotentAnswer,
 }
 
 impl Purpose {
@@ -34,6 +37,7 @@ impl Purpose {
             Self::AccessToken => "access-token",
             Self::KeyCheck => "key-check",
             Self::TotpSecret => "totp-secret",
+            Self::IdempotentAnswer => "idempotent-answer",
         }
     }
 }

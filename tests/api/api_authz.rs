@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use finchgate::domain::ApiScope;
 use reqwest::Method;
 
-use crate::api_support::{Api, connected_tenant, key_for};
+use crate::api_support::{Api, api_link, connected_tenant, key_for};
 use crate::helpers::{count, spawn_app};
 
 /// One API route: what it needs, and what the owner gets.
@@ -23,6 +23,29 @@ struct ApiRow {
     object: bool,
     /// Changes the object: run last.
     destructive: bool,
+    /// Another scope that grants the route too (the "lacking" key lacks both).
+    or_scope: Option<ApiScope>,
+    /// The JSON body sent (a POST).
+    body: Option<serde_json::Value>,
+}
+
+impl ApiRow {
+    fn or_scope(mut self, scope: ApiScope) -> Self {
+        self.or_scope = Some(scope);
+        self
+    }
+
+    fn body(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The route's pattern in the route table.
+    fn pattern(&self) -> String {
+        self.path
+            .replace("{connection}", "{id}")
+            .replace("{link}", "{id}")
+    }
 }
 
 fn api_matrix() -> Vec<ApiRow> {
@@ -33,8 +56,10 @@ fn api_matrix() -> Vec<ApiRow> {
         status,
         object,
         destructive,
+        or_scope: None,
+        body: None,
     };
-    use ApiScope::{ConnectionsRead, ConnectionsWrite};
+    use ApiScope::{ConnectionsRead, ConnectionsWrite, LinksWrite};
     vec![
         row(
             Method::GET,
@@ -68,6 +93,39 @@ fn api_matrix() -> Vec<ApiRow> {
             true,
             true,
         ),
+        // Connect links by API (issue 14): reading with connections:read or links:write.
+        row(Method::POST, "/api/v1/links", LinksWrite, 201, false, false).body(serde_json::json!({
+            "customer_id": "matrix",
+            "customer_name": "Matrix Ltd",
+            "products": ["company"],
+            "flow": "embedded",
+        })),
+        row(
+            Method::GET,
+            "/api/v1/links",
+            ConnectionsRead,
+            200,
+            false,
+            false,
+        )
+        .or_scope(LinksWrite),
+        row(
+            Method::GET,
+            "/api/v1/links/{link}",
+            ConnectionsRead,
+            200,
+            true,
+            false,
+        )
+        .or_scope(LinksWrite),
+        row(
+            Method::DELETE,
+            "/api/v1/links/{link}",
+            LinksWrite,
+            200,
+            true,
+            true,
+        ),
     ]
 }
 
@@ -75,7 +133,7 @@ fn api_matrix() -> Vec<ApiRow> {
 pub(crate) fn api_routes_in_the_matrix() -> BTreeSet<(String, String)> {
     api_matrix()
         .iter()
-        .map(|r| (r.method.to_string(), r.path.replace("{connection}", "{id}")))
+        .map(|r| (r.method.to_string(), r.pattern()))
         .collect()
 }
 
@@ -87,7 +145,11 @@ async fn every_api_route_answers_each_key_as_the_matrix_says_and_refusals_change
     let api = Api::new(&app).await;
     let every_scope = ApiScope::ALL;
     let b_key = key_for(&app, b.tenant_id, every_scope).await;
-    let fill = |path: &str| path.replace("{connection}", &a_connection.to_string());
+    let a_link = api_link(&app, a.tenant_id).await;
+    let fill = |path: &str| {
+        path.replace("{connection}", &a_connection.to_string())
+            .replace("{link}", &a_link)
+    };
     let state = async || {
         (
             count(
@@ -97,29 +159,44 @@ async fn every_api_route_answers_each_key_as_the_matrix_says_and_refusals_change
             .await,
             count(&app.db, "SELECT count(*) AS n FROM connection_tokens").await,
             app.sandbox.requests().len(),
+            count(
+                &app.db,
+                &format!(
+                    "SELECT count(*) AS n FROM connect_links WHERE tenant_id = '{}' AND revoked_at IS NULL",
+                    a.tenant_id
+                ),
+            )
+            .await,
         )
     };
     let before = state().await;
     let mut refusals = 0;
     for row in api_matrix() {
         let path = fill(row.path);
-        let anonymous = api.send(row.method.clone(), "", &path, |r| r).await;
+        let body = row.body.clone();
+        let with_body = |r: reqwest::RequestBuilder| match body.clone() {
+            Some(b) => r.json(&b),
+            None => r,
+        };
+        let anonymous = api.send(row.method.clone(), "", &path, with_body).await;
         assert_eq!(anonymous.status, 401, "{} {path} without a key", row.method);
         // The owner's key with every scope but this one.
         let others: Vec<ApiScope> = every_scope
             .iter()
             .copied()
-            .filter(|s| *s != row.scope)
+            .filter(|s| *s != row.scope && Some(*s) != row.or_scope)
             .collect();
         let lacking = key_for(&app, a.tenant_id, &others).await;
-        let forbidden = api.send(row.method.clone(), &lacking, &path, |r| r).await;
+        let forbidden = api
+            .send(row.method.clone(), &lacking, &path, with_body)
+            .await;
         assert_eq!(
             forbidden.status, 403,
             "{} {path} without {}",
             row.method, row.scope
         );
         assert_eq!(forbidden.json["scope"], row.scope.as_str());
-        let foreign = api.send(row.method.clone(), &b_key, &path, |r| r).await;
+        let foreign = api.send(row.method.clone(), &b_key, &path, with_body).await;
         if row.object {
             assert_eq!(
                 foreign.status, 404,
@@ -127,9 +204,10 @@ async fn every_api_route_answers_each_key_as_the_matrix_says_and_refusals_change
                 row.method
             );
         } else {
-            assert_eq!(foreign.status, 200);
+            assert_eq!(foreign.status, row.status, "{} {path}", row.method);
             assert!(
-                !foreign.text.contains(&a_connection.to_string()),
+                !foreign.text.contains(&a_connection.to_string())
+                    && !foreign.text.contains(&a_link),
                 "B sees none of A's rows"
             );
         }
@@ -147,9 +225,22 @@ async fn every_api_route_answers_each_key_as_the_matrix_says_and_refusals_change
     safe.append(&mut last);
     for row in safe {
         let key = key_for(&app, a.tenant_id, &[row.scope]).await;
+        let body = row.body.clone();
         let answer = api
-            .send(row.method.clone(), &key, &fill(row.path), |r| r)
+            .send(row.method.clone(), &key, &fill(row.path), |r| match body {
+                Some(b) => r.json(&b),
+                None => r,
+            })
             .await;
+        if let Some(other) = row.or_scope {
+            let key = key_for(&app, a.tenant_id, &[other]).await;
+            let also = api.get(&key, &fill(row.path)).await;
+            assert_eq!(
+                also.status, row.status,
+                "{} {} with {other}",
+                row.method, row.path
+            );
+        }
         assert_eq!(
             answer.status, row.status,
             "{} {}: {}",

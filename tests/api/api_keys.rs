@@ -133,13 +133,14 @@ async fn an_admin_creates_a_key_in_settings_sees_it_once_and_revokes_it() {
     app.stop().await;
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn finchgate(app: &crate::helpers::TestApp, args: &[&str]) -> Run {
+/// Runs the `finchgate` binary with `args` against the test database.
+pub(crate) async fn finchgate(app: &crate::helpers::TestApp, args: &[&str]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_finchgate"))
         .args(args)
         .env_clear()

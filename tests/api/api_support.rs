@@ -201,3 +201,45 @@ impl Api {
         })
     }
 }
+
+impl Api {
+    /// POSTs `body` as JSON with `key`, plus an `Idempotency-Key` when given.
+    pub async fn post_json(
+        &self,
+        key: &str,
+        path: &str,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> Answer {
+        let body = body.clone();
+        self.send(Method::POST, key, path, |r| {
+            let r = r.json(&body);
+            match idempotency_key {
+                Some(k) => r.header("Idempotency-Key", k),
+                None => r,
+            }
+        })
+        .await
+    }
+}
+
+/// An embedded-flow link of `tenant_id` made through `POST /api/v1/links`: its id.
+pub async fn api_link(app: &TestApp, tenant_id: Uuid) -> String {
+    let api = Api::new(app).await;
+    let key = key_for(app, tenant_id, &[ApiScope::LinksWrite]).await;
+    let created = api
+        .post_json(
+            &key,
+            "/api/v1/links",
+            None,
+            &serde_json::json!({
+                "customer_id": "cust-matrix",
+                "customer_name": "Matrix Ltd",
+                "products": ["company"],
+                "flow": "embedded",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.json["id"].as_str().unwrap().to_owned()
+}

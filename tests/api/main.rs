@@ -9,6 +9,7 @@
 mod account;
 mod api_authz;
 mod api_keys;
+mod api_links;
 mod api_support;
 mod api_v1;
 mod auth;

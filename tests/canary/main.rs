@@ -364,7 +364,7 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
     let api_key = {
         let new = finchgate::api::keys::NewKey::parse(
             "canary key",
-            ["connections:read", "connections:write"],
+            ["connections:read", "connections:write", "links:write"],
             None,
         )
         .unwrap();
@@ -402,6 +402,55 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_plaintext_column() {
             assert!(!body.contains(key_secret), "the key is in an API answer");
         }
     }
+    // A link made by the API (issue 14): its URL is returned once (and by a replay of the same
+    // Idempotency-Key); its token is a sentinel, and no later answer repeats it.
+    let mut api_link_id = String::new();
+    for _ in 0..2 {
+        let response = api
+            .post(format!("{}/api/v1/links", app.address))
+            .bearer_auth(&api_key)
+            .header("Idempotency-Key", "canary-link-1")
+            .json(&serde_json::json!({
+                "customer_id": "canary-api-customer",
+                "customer_name": "Canary API Customer",
+                "products": ["company"],
+                "flow": "embedded",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let created: serde_json::Value = response.json().await.unwrap();
+        let url = created["url"].as_str().unwrap();
+        let token = url.rsplit('/').next().unwrap().to_owned();
+        sentinels.push(("link token returned by the API", token));
+        api_link_id = created["id"].as_str().unwrap().to_owned();
+    }
+    let api_link_token = sentinels.last().map(|(_, t)| t.clone()).unwrap();
+    for path in [
+        "/api/v1/links".to_owned(),
+        format!("/api/v1/links/{api_link_id}"),
+    ] {
+        let response = api
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains(&api_link_token),
+            "{path} repeats the link token"
+        );
+    }
+    let response = api
+        .delete(format!("{}/api/v1/links/{api_link_id}", app.address))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     // An operator looks at everything.
     let operator = app.create_user("ops@canary.test", None).await;

@@ -133,6 +133,70 @@ pub async fn find_for_update(
         .optional()
 }
 
+/// What a page of links may be narrowed to (the API's filters).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub customer_id: Option<String>,
+    /// One of [`Link::status`]'s values, as of `now`.
+    pub status: Option<String>,
+}
+
+/// A page of the tenant's links, newest first: at most `limit` after the sort key `after`
+/// (`(created_at, id)`, exclusive). The status filter is [`Link::status`] in SQL, as of `now`.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    filter: &Filter,
+    now: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<Link>> {
+    use connect_links as l;
+    let mut query = l::table.filter(l::tenant_id.eq(tenant_id)).into_boxed();
+    if let Some(customer_id) = &filter.customer_id {
+        query = query.filter(l::customer_id.eq(customer_id.clone()));
+    }
+    if let Some(status) = filter.status.as_deref() {
+        if status == "revoked" {
+            query = query.filter(l::revoked_at.is_not_null());
+        } else {
+            query = query.filter(l::revoked_at.is_null());
+            if status == "completed" {
+                query = query.filter(l::completed_at.is_not_null());
+            } else {
+                query = query.filter(l::completed_at.is_null());
+                if status == "expired" {
+                    query = query.filter(l::expires_at.le(now));
+                } else {
+                    query = query.filter(l::expires_at.gt(now));
+                    query = match status {
+                        "failed" => query.filter(l::failed_attempt_id.is_not_null()),
+                        "opened" => query
+                            .filter(l::failed_attempt_id.is_null())
+                            .filter(l::opened_at.is_not_null()),
+                        _ => query
+                            .filter(l::failed_attempt_id.is_null())
+                            .filter(l::opened_at.is_null()),
+                    };
+                }
+            }
+        }
+    }
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            l::created_at
+                .lt(created_at)
+                .or(l::created_at.eq(created_at).and(l::id.lt(id))),
+        );
+    }
+    query
+        .order((l::created_at.desc(), l::id.desc()))
+        .limit(limit)
+        .select(Link::as_select())
+        .load(conn)
+        .await
+}
+
 /// The tenant's links, newest first, at most `limit`.
 pub async fn list(
     conn: &mut AsyncPgConnection,

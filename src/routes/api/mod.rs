@@ -3,6 +3,7 @@
 
 pub mod attempts;
 pub mod connections;
+pub mod links;
 pub mod openapi;
 
 use actix_web::HttpResponse;
