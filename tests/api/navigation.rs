@@ -89,6 +89,11 @@ const NOT_BY_LINKS: &[(&str, &str)] = &[
         "/api/v1/attempts",
         "the tenant API, for a backend with a key",
     ),
+    ("/api/v1/links", "the tenant API, for a backend with a key"),
+    (
+        "/api/v1/links/{id}",
+        "the tenant API, for a backend with a key",
+    ),
 ];
 
 /// A page a role must reach by following links: its route in the route table, the address
