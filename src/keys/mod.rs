@@ -59,15 +59,22 @@ pub enum Table {
     FinchCredentials,
     /// Connections' access tokens (`envelope`).
     ConnectionTokens,
+    /// Users' two-factor (TOTP) secrets (`secret_envelope`), one row per user.
+    UserTotp,
 }
 
 impl Table {
-    pub const ALL: [Self; 2] = [Self::FinchCredentials, Self::ConnectionTokens];
+    pub const ALL: [Self; 3] = [
+        Self::FinchCredentials,
+        Self::ConnectionTokens,
+        Self::UserTotp,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
             Self::FinchCredentials => "finch_credentials",
             Self::ConnectionTokens => "connection_tokens",
+            Self::UserTotp => "user_totp",
         }
     }
 }
@@ -83,6 +90,7 @@ impl fmt::Display for Table {
 pub struct PerTable {
     pub finch_credentials: u64,
     pub connection_tokens: u64,
+    pub user_totp: u64,
 }
 
 impl PerTable {
@@ -90,6 +98,7 @@ impl PerTable {
         match table {
             Table::FinchCredentials => self.finch_credentials,
             Table::ConnectionTokens => self.connection_tokens,
+            Table::UserTotp => self.user_totp,
         }
     }
 
@@ -97,11 +106,26 @@ impl PerTable {
         match table {
             Table::FinchCredentials => self.finch_credentials += n,
             Table::ConnectionTokens => self.connection_tokens += n,
+            Table::UserTotp => self.user_totp += n,
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.finch_credentials + self.connection_tokens
+        self.finch_credentials + self.connection_tokens + self.user_totp
+    }
+}
+
+/// "1 finch_credentials row(s), 3 connection_tokens row(s) and 0 user_totp row(s)".
+impl fmt::Display for PerTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [first, second, last] = Table::ALL;
+        write!(
+            f,
+            "{} {first} row(s), {} {second} row(s) and {} {last} row(s)",
+            self.get(first),
+            self.get(second),
+            self.get(last)
+        )
     }
 }
 
@@ -120,6 +144,8 @@ struct KeyUseRow {
     finch_credentials: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     connection_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    user_totp: i64,
 }
 
 /// Rows per key id and table, for every key that wraps at least one stored envelope.
@@ -127,12 +153,16 @@ pub async fn usage_by_table(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<KeyUsage>, diesel::result::Error> {
     let rows: Vec<KeyUseRow> = diesel::sql_query(
-        "SELECT kek_id, sum(c)::bigint AS finch_credentials, sum(t)::bigint AS connection_tokens
+        "SELECT kek_id, sum(c)::bigint AS finch_credentials, sum(t)::bigint AS connection_tokens,
+                sum(u)::bigint AS user_totp
            FROM (
-             SELECT secret_kek_id AS kek_id, count(*) AS c, 0::bigint AS t FROM finch_credentials
+             SELECT secret_kek_id AS kek_id, count(*) AS c, 0::bigint AS t, 0::bigint AS u
+               FROM finch_credentials
               WHERE secret_kek_id IS NOT NULL GROUP BY 1
              UNION ALL
-             SELECT kek_id, 0::bigint, count(*) FROM connection_tokens GROUP BY 1
+             SELECT kek_id, 0::bigint, count(*), 0::bigint FROM connection_tokens GROUP BY 1
+             UNION ALL
+             SELECT secret_kek_id, 0::bigint, 0::bigint, count(*) FROM user_totp GROUP BY 1
            ) u
           GROUP BY kek_id ORDER BY kek_id",
     )
@@ -145,6 +175,7 @@ pub async fn usage_by_table(
             rows: PerTable {
                 finch_credentials: u64::try_from(r.finch_credentials).unwrap_or(0),
                 connection_tokens: u64::try_from(r.connection_tokens).unwrap_or(0),
+                user_totp: u64::try_from(r.user_totp).unwrap_or(0),
             },
         })
         .collect())

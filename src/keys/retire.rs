@@ -30,16 +30,9 @@ pub enum RetireError {
     )]
     Active(KekId),
     #[error(
-        "refusing to retire key \"{id}\": {} finch_credentials row(s) and {} connection_tokens row(s) still use it; run `finchgate keys rotate` first",
-        rows.finch_credentials,
-        rows.connection_tokens
+        "refusing to retire key \"{id}\": {rows} still use it; run `finchgate keys rotate` first"
     )]
     InUse { id: KekId, rows: PerTable },
-    /// `keys rotate` does not re-wrap two-factor secrets yet (docs/security.md, "Accounts").
-    #[error(
-        "refusing to retire key \"{id}\": {n} two-factor secret(s) (user_totp) still use it and `finchgate keys rotate` does not re-wrap them yet; clear those users' two-factor sign-in (`finchgate user clear-two-factor`) so they enrol again under the active key, then retire"
-    )]
-    InUseByTwoFactor { id: KekId, n: i64 },
     #[error("database error while retiring a key: {0}")]
     Database(#[from] diesel::result::Error),
 }
@@ -70,10 +63,6 @@ pub async fn retire(
                 id: id.clone(),
                 rows,
             });
-        }
-        let n = crate::db::models::two_factor::count_under_key(conn, id.as_str()).await?;
-        if n > 0 {
-            return Err(RetireError::InUseByTwoFactor { id: id.clone(), n });
         }
         let at = keyring_rows::retire(conn, id.as_str()).await?;
         audit::record(

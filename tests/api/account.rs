@@ -889,35 +889,140 @@ async fn the_cli_issues_reset_links_and_clears_two_factor() {
     app.stop().await;
 }
 
+/// `keys rotate` re-wraps two-factor secrets like the other envelopes (an admin's, bound to their
+/// tenant, and an operator's, bound to no tenant), `keys status` counts them, `keys retire`
+/// refuses the old key while one still seals a secret and retires it once rotated, and both
+/// people still sign in with a code from the authenticator they enrolled before the rotation.
 #[tokio::test]
-async fn a_key_that_still_seals_a_two_factor_secret_is_not_retired() {
-    let app = spawn_app().await;
+async fn key_rotation_re_wraps_two_factor_secrets_and_their_owners_still_sign_in_with_a_code() {
+    let k1 = crate::helpers::random_master_keys("k1");
+    let k2 = crate::helpers::random_master_keys("k2");
+    let both = format!("{k1},{k2}");
+    // The server keeps k1 active throughout (it seals under k1, opens under either); the CLI
+    // runs with k2 active, as an operator rotating to a newly appended key would.
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.keyring = finchgate::config::parse_keyring(Some(&both), Some("k1")).unwrap();
+    })
+    .await;
     let (_, admin) = tenant_admin(&app, "acme").await;
-    let mut conn = app.db.connect().await;
-    // An older key that only this admin's two-factor secret uses.
-    diesel::sql_query("INSERT INTO keyring (kek_id, check_value) VALUES ('old', '\\x00')")
-        .execute(&mut conn)
+    let browser = app.new_browser();
+    app.login_with(&browser, &admin.email, &admin.password)
+        .await;
+    let (secret, _) = enrol(&app, &browser).await;
+    let operator = app.create_user("ops@finchgate.test", None).await;
+    let under = async |kek_id: &str| {
+        count(
+            &app.db,
+            &format!("SELECT count(*) AS n FROM user_totp WHERE secret_kek_id = '{kek_id}'"),
+        )
         .await
-        .unwrap();
-    diesel::sql_query(
-        "INSERT INTO user_totp (user_id, secret_kek_id, secret_envelope) VALUES ($1, 'old', '\\x00')",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(admin.id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let mut pooled = app.pool.get().await.unwrap();
-    let old = finchgate::vault::KekId::parse("old").unwrap();
-    let refused = finchgate::keys::retire::retire(&mut pooled, &app.vault(), &old).await;
-    let message = refused.unwrap_err().to_string();
-    assert!(message.contains("1 two-factor secret(s)"), "{message}");
+    };
+    assert_eq!((under("k1").await, under("k2").await), (2, 0));
+    let url = app.db.url.expose_secret().to_owned();
+    let keys = async |args: &[&str]| {
+        crate::ops::finchgate(
+            args,
+            &[
+                ("DATABASE_URL", url.as_str()),
+                ("FINCHGATE_MASTER_KEYS", both.as_str()),
+            ],
+            None,
+        )
+        .await
+    };
+
+    let status = keys(&["keys", "status"]).await;
+    assert_eq!(status.code, 0, "{:#?}", status.stderr_lines);
+    let header: Vec<&str> = status
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header.last(), Some(&"user_totp"), "{}", status.stdout);
+    assert_eq!(
+        crate::keys::status_line(&status.stdout, "k1")
+            .last()
+            .map(String::as_str),
+        Some("2"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("2 stored secret(s) are under keys other than the active key \"k2\""),
+        "{}",
+        status.stdout
+    );
+
+    let refused = keys(&["keys", "retire", "k1"]).await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr_lines.iter().any(|l| l
+            == "finchgate: refusing to retire key \"k1\": 0 finch_credentials row(s), 0 connection_tokens row(s) and 2 user_totp row(s) still use it; run `finchgate keys rotate` first"),
+        "{:#?}",
+        refused.stderr_lines
+    );
+
+    let rotated = keys(&["keys", "rotate"]).await;
+    assert_eq!(rotated.code, 0, "{:#?}", rotated.stderr_lines);
+    assert!(
+        rotated.stdout.contains("Re-wrapped 2 row(s) to key \"k2\"")
+            && rotated.stdout.contains("2 user_totp"),
+        "{}",
+        rotated.stdout
+    );
+    assert_eq!((under("k1").await, under("k2").await), (0, 2));
     assert_eq!(
         count(
             &app.db,
-            "SELECT count(*) AS n FROM keyring WHERE retired_at IS NOT NULL"
+            "SELECT count(*) AS n FROM audit_events
+              WHERE action = 'keys.rotated' AND (details->'rewrapped'->>'user_totp')::bigint = 2"
         )
         .await,
-        0
+        1
+    );
+    let status = keys(&["keys", "status"]).await;
+    assert_eq!(
+        crate::keys::status_line(&status.stdout, "k2")
+            .last()
+            .map(String::as_str),
+        Some("2"),
+        "{}",
+        status.stdout
+    );
+
+    // The admin signs in with a code from the authenticator enrolled under k1; the operator too
+    // (a secret bound to no tenant).
+    let client = app.new_browser();
+    let first = app
+        .login_password_only(&client, &admin.email, &admin.password)
+        .await;
+    assert_eq!(location(&first).as_deref(), Some("/login/two-factor"));
+    let step = align_to_a_fresh_step(&app);
+    let second = app
+        .submit_second_step(&client, &secret.code_at_step(step).unwrap())
+        .await;
+    assert_eq!(second.status(), 303, "the admin signs in with a code");
+    assert_eq!(get(&app, &client, "/account").await.status(), 200);
+    let ops = app.new_browser();
+    let signed_in = app
+        .login_with(&ops, &operator.email, &operator.password)
+        .await;
+    assert_eq!(signed_in.status(), 303, "the operator signs in with a code");
+    assert_eq!(get(&app, &ops, "/account").await.status(), 200);
+
+    let retired = keys(&["keys", "retire", "k1"]).await;
+    assert_eq!(retired.code, 0, "{:#?}", retired.stderr_lines);
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT count(*) AS n FROM keyring WHERE kek_id = 'k1' AND retired_at IS NOT NULL"
+        )
+        .await,
+        1
     );
     app.stop().await;
 }

@@ -89,6 +89,77 @@ impl Fixture {
         .unwrap()
     }
 
+    /// A two-factor secret for each of `tenants` admins (each in a tenant of their own) and
+    /// `operators` operators (no tenant), sealed under `vault`'s active key the way enrolment
+    /// stores them.
+    async fn seed_totp(&self, vault: &Vault, tenants: usize, operators: usize) -> Vec<Secret> {
+        use finchgate::db::models::{keyring, tenants as tenant_rows, two_factor, users};
+        let mut conn = self.pool.get().await.unwrap();
+        let prefix = Uuid::new_v4().simple().to_string();
+        transaction(&mut conn, Scope::System, async |conn| {
+            let mut secrets = Vec::new();
+            for n in 0..tenants + operators {
+                let tenant_id = if n < tenants {
+                    let slug = format!("u{}-{n}", &prefix[..8]);
+                    let tenant = tenant_rows::insert(
+                        conn,
+                        &tenant_rows::NewTenant {
+                            slug: &slug,
+                            name: &slug,
+                            finch_sandbox: "none",
+                        },
+                    )
+                    .await?;
+                    Some(tenant.id)
+                } else {
+                    None
+                };
+                let email = format!("user{n}-{}@example.test", &prefix[..8]);
+                let user = users::insert(
+                    conn,
+                    &users::NewUser {
+                        email: &email,
+                        password_hash: None,
+                        role: if tenant_id.is_some() {
+                            "tenant_admin"
+                        } else {
+                            "operator"
+                        },
+                        tenant_id,
+                    },
+                )
+                .await?;
+                let plaintext = format!("totp-secret-{}", user.id);
+                let sealed = vault
+                    .seal(
+                        &finchgate::auth::two_factor::row_context(user.id, tenant_id),
+                        plaintext.as_bytes(),
+                    )
+                    .unwrap();
+                two_factor::put_pending(
+                    conn,
+                    user.id,
+                    tenant_id,
+                    sealed.kek_id.as_str(),
+                    &sealed.envelope,
+                    chrono::Utc::now(),
+                )
+                .await?;
+                keyring::count_wrap(conn, sealed.kek_id.as_str()).await?;
+                secrets.push(Secret {
+                    table: Table::UserTotp,
+                    row_id: user.id,
+                    tenant_id: tenant_id.unwrap_or_else(Uuid::nil),
+                    bound_id: user.id,
+                    plaintext,
+                });
+            }
+            Ok::<_, diesel::result::Error>(secrets)
+        })
+        .await
+        .unwrap()
+    }
+
     /// Every seeded secret opens with `vault`, and its key column matches its envelope.
     /// Returns how many rows are under `kek_id` in each table.
     async fn assert_all_open(&self, vault: &Vault, secrets: &[Secret]) {
@@ -182,7 +253,8 @@ struct Secret {
     table: Table,
     row_id: Uuid,
     tenant_id: Uuid,
-    /// The id the envelope's AAD binds: the credentials row, or the token's connection.
+    /// The id the envelope's AAD binds: the credentials row, the token's connection, or the
+    /// TOTP secret's user (also its row id).
     bound_id: Uuid,
     plaintext: String,
 }
@@ -192,6 +264,7 @@ impl Secret {
         match self.table {
             Table::FinchCredentials => Purpose::FinchClientSecret,
             Table::ConnectionTokens => Purpose::AccessToken,
+            Table::UserTotp => Purpose::TotpSecret,
         }
     }
 }
@@ -311,6 +384,9 @@ async fn stored(conn: &mut AsyncPgConnection, secret: &Secret) -> StoredRow {
             "SELECT secret_kek_id AS kek_id, secret_envelope AS envelope FROM finch_credentials WHERE id = $1"
         }
         Table::ConnectionTokens => "SELECT kek_id, envelope FROM connection_tokens WHERE id = $1",
+        Table::UserTotp => {
+            "SELECT secret_kek_id AS kek_id, secret_envelope AS envelope FROM user_totp WHERE user_id = $1"
+        }
     };
     diesel::sql_query(sql)
         .bind::<SqlUuid, _>(secret.row_id)
@@ -321,15 +397,16 @@ async fn stored(conn: &mut AsyncPgConnection, secret: &Secret) -> StoredRow {
 
 /// Flips the last byte (inside the value's GCM tag) of a stored envelope.
 async fn corrupt(fixture: &Fixture, secret: &Secret) {
-    let (table, column) = match secret.table {
-        Table::FinchCredentials => ("finch_credentials", "secret_envelope"),
-        Table::ConnectionTokens => ("connection_tokens", "envelope"),
+    let (table, column, id) = match secret.table {
+        Table::FinchCredentials => ("finch_credentials", "secret_envelope", "id"),
+        Table::ConnectionTokens => ("connection_tokens", "envelope", "id"),
+        Table::UserTotp => ("user_totp", "secret_envelope", "user_id"),
     };
     fixture
         .sql(&format!(
             "UPDATE {table} SET {column} = set_byte({column}, length({column}) - 1,
                     get_byte({column}, length({column}) - 1) # 1)
-              WHERE id = '{}'",
+              WHERE {id} = '{}'",
             secret.row_id
         ))
         .await;
@@ -444,7 +521,7 @@ async fn a_key_cannot_be_retired_while_rows_use_it_nor_while_it_is_active() {
     );
     assert_eq!(
         in_use.to_string(),
-        "refusing to retire key \"k1\": 2 finch_credentials row(s) and 6 connection_tokens row(s) still use it; run `finchgate keys rotate` first"
+        "refusing to retire key \"k1\": 2 finch_credentials row(s), 6 connection_tokens row(s) and 0 user_totp row(s) still use it; run `finchgate keys rotate` first"
     );
     assert!(matches!(
         f.retire(&both, "k2").await.unwrap_err(),
@@ -745,6 +822,72 @@ async fn a_row_that_fails_to_open_is_reported_skipped_and_keeps_its_key_in_use()
     assert!(f.retire(&both, "k1").await.is_err());
 }
 
+/// Two-factor secrets move with the rest, in the same batches, and open afterwards with the
+/// identity they were sealed with: the user, and their tenant (or none, for an operator). A
+/// secret copied onto another user's row does not open: it is reported and stays under k1.
+#[tokio::test]
+async fn rotation_re_wraps_two_factor_secrets_bound_to_their_user_and_tenant() {
+    let f = Fixture::new().await;
+    let old = f.old();
+    f.boot_check(&old).await.unwrap();
+    let mut secrets = f.seed(&old, 2, 2).await;
+    let totp = f.seed_totp(&old, 3, 2).await;
+    secrets.extend(totp.iter().cloned());
+    assert_eq!(secrets.len(), 11);
+    let both = f.both();
+    f.boot_check(&both).await.unwrap();
+    {
+        let mut conn = f.db.connect().await;
+        let usage = finchgate::keys::usage_by_table(&mut conn).await.unwrap();
+        let k1 = usage.iter().find(|u| u.kek_id == "k1").unwrap();
+        assert_eq!(
+            (
+                k1.rows.finch_credentials,
+                k1.rows.connection_tokens,
+                k1.rows.user_totp
+            ),
+            (2, 4, 5)
+        );
+    }
+
+    // A crash mid-way first: nothing is lost, the resumed run finishes.
+    let report = f.rotate(&both, 3, &mut CrashBefore { crash_at: 3 }).await;
+    assert_eq!(report.outcome, Outcome::Stopped);
+    f.assert_all_open(&both, &secrets).await;
+    let report = f.rotate(&both, 3, &mut ()).await;
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert!(report.failures.is_empty());
+    assert_eq!(f.rows_under("k1").await, 0);
+    assert_eq!(f.rows_under("k2").await, 11);
+    f.assert_all_open(&both, &secrets).await;
+    assert_eq!(f.wrap_count("k2").await, 11, "each row wrapped once");
+    assert!(f.retire(&both, "k1").await.is_ok());
+    f.assert_all_open(&f.new_only(), &secrets).await;
+
+    // Under a fresh key k3, an operator's envelope copied onto another operator's row.
+    let k3 = random_master_keys("k3");
+    let three = f.vault(&format!("{},{k3}", f.k2));
+    f.boot_check(&three).await.unwrap();
+    let (a, b) = (&totp[3], &totp[4]);
+    f.sql(&format!(
+        "UPDATE user_totp SET secret_envelope = (SELECT secret_envelope FROM user_totp
+                 WHERE user_id = '{}')
+          WHERE user_id = '{}'",
+        a.row_id, b.row_id
+    ))
+    .await;
+    let report = f.rotate(&three, 4, &mut ()).await;
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert_eq!(report.rewrapped.user_totp, 4);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(
+        (report.failures[0].table, report.failures[0].row_id),
+        (Table::UserTotp, b.row_id)
+    );
+    assert_eq!(f.rows_under("k2").await, 1);
+    assert!(f.retire(&three, "k2").await.is_err());
+}
+
 // ---- the command line ----
 
 pub(crate) struct Output {
@@ -803,7 +946,7 @@ fn keys_generate_prints_a_key_the_keyring_accepts_and_says_how_to_install_it() {
 }
 
 /// The `keys status` line of `kek_id`, split into its columns.
-fn status_line(stdout: &str, kek_id: &str) -> Vec<String> {
+pub(crate) fn status_line(stdout: &str, kek_id: &str) -> Vec<String> {
     let line = stdout
         .lines()
         .find(|l| l.split_whitespace().next() == Some(kek_id))
@@ -851,15 +994,16 @@ async fn keys_status_shows_each_key_with_its_use_and_warns_past_2_to_the_31_wrap
             "retired",
             "wrap_count",
             "finch_credentials",
-            "connection_tokens"
+            "connection_tokens",
+            "user_totp"
         ]
     );
     let k1 = status_line(&out.stdout, "k1");
     assert_eq!((k1[1].as_str(), k1[2].as_str()), ("yes", "no"));
-    assert_eq!(&k1[4..], ["-", "6", "2", "4"]);
+    assert_eq!(&k1[4..], ["-", "6", "2", "4", "0"]);
     let k2 = status_line(&out.stdout, "k2");
     assert_eq!((k2[1].as_str(), k2[2].as_str()), ("yes", "yes"));
-    assert_eq!(&k2[4..], ["-", "0", "0", "0"]);
+    assert_eq!(&k2[4..], ["-", "0", "0", "0", "0"]);
     assert!(
         out.stdout
             .contains("6 stored secret(s) are under keys other than the active key \"k2\"")
@@ -1006,7 +1150,7 @@ async fn keys_retire_refuses_in_one_line_naming_the_counts_then_retires_once_rot
     assert_eq!(refused.stderr.len(), 1, "{:?}", refused.stderr);
     assert_eq!(
         refused.stderr[0],
-        "finchgate: refusing to retire key \"k1\": 1 finch_credentials row(s) and 3 connection_tokens row(s) still use it; run `finchgate keys rotate` first"
+        "finchgate: refusing to retire key \"k1\": 1 finch_credentials row(s), 3 connection_tokens row(s) and 0 user_totp row(s) still use it; run `finchgate keys rotate` first"
     );
     let active = f.finchgate(&["keys", "retire", "k2"], &both);
     assert_eq!(active.code, 2);

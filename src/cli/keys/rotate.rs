@@ -90,36 +90,36 @@ fn print_dry_run(active: &KekId, pending: &[KeyUsage]) {
         }
     }
     say(format_args!(
-        "Dry run: {} row(s) would be re-wrapped to key \"{active}\": {} {}, {} {}.",
+        "Dry run: {} row(s) would be re-wrapped to key \"{active}\": {}.",
         total.total(),
-        total.finch_credentials,
-        Table::FinchCredentials,
-        total.connection_tokens,
-        Table::ConnectionTokens
+        by_table(&total)
     ));
     for usage in pending {
         say(format_args!(
-            "  from \"{}\": {} {}, {} {}",
+            "  from \"{}\": {}",
             usage.kek_id,
-            usage.rows.finch_credentials,
-            Table::FinchCredentials,
-            usage.rows.connection_tokens,
-            Table::ConnectionTokens
+            by_table(&usage.rows)
         ));
     }
 }
 
+/// "1 finch_credentials, 3 connection_tokens, 2 user_totp".
+fn by_table(rows: &PerTable) -> String {
+    Table::ALL
+        .iter()
+        .map(|&table| format!("{} {table}", rows.get(table)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn print_report(report: &Report) {
     say(format_args!(
-        "Re-wrapped {} row(s) to key \"{}\" in {:.1} s ({:.0} rows/s): {} {}, {} {}.",
+        "Re-wrapped {} row(s) to key \"{}\" in {:.1} s ({:.0} rows/s): {}.",
         report.rewrapped.total(),
         report.active,
         report.elapsed.as_secs_f64(),
         report.rate(),
-        report.rewrapped.finch_credentials,
-        Table::FinchCredentials,
-        report.rewrapped.connection_tokens,
-        Table::ConnectionTokens
+        by_table(&report.rewrapped)
     ));
     if report.relabelled > 0 {
         say(format_args!(

@@ -83,7 +83,7 @@ fn wrap_count_warning(row: &KeyStatus) -> Option<String> {
 fn render_status(rows: &[KeyStatus]) -> String {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
     let time = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let mut table: Vec<[String; 8]> = vec![[
+    let mut table: Vec<[String; 9]> = vec![[
         "key".into(),
         "configured".into(),
         "active".into(),
@@ -92,6 +92,7 @@ fn render_status(rows: &[KeyStatus]) -> String {
         "wrap_count".into(),
         Table::FinchCredentials.name().into(),
         Table::ConnectionTokens.name().into(),
+        Table::UserTotp.name().into(),
     ]];
     for row in rows {
         table.push([
@@ -103,9 +104,10 @@ fn render_status(rows: &[KeyStatus]) -> String {
             row.wrap_count.to_string(),
             row.rows.finch_credentials.to_string(),
             row.rows.connection_tokens.to_string(),
+            row.rows.user_totp.to_string(),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for line in &table {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
@@ -140,6 +142,7 @@ mod tests {
             rows: PerTable {
                 finch_credentials: 12,
                 connection_tokens: 3456,
+                user_totp: 2,
             },
         }
     }

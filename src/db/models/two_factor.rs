@@ -188,12 +188,3 @@ pub async fn enrolled_in_tenant(
         .load(conn)
         .await
 }
-
-/// How many TOTP secrets (pending or confirmed) are sealed under `kek_id`.
-pub async fn count_under_key(conn: &mut AsyncPgConnection, kek_id: &str) -> QueryResult<i64> {
-    user_totp::table
-        .filter(user_totp::secret_kek_id.eq(kek_id))
-        .count()
-        .get_result(conn)
-        .await
-}

@@ -36,6 +36,7 @@ const fn slot(table: Table) -> usize {
     match table {
         Table::FinchCredentials => 0,
         Table::ConnectionTokens => 1,
+        Table::UserTotp => 2,
     }
 }
 
@@ -44,7 +45,7 @@ pub(super) struct Run<'a> {
     active: &'a KekId,
     batch_size: i64,
     /// Indexed by [`slot`].
-    scans: [Scan; 2],
+    scans: [Scan; 3],
     progress: Progress,
     relabelled: u64,
     failures: Vec<RowFailure>,
@@ -95,7 +96,7 @@ impl<'a> Run<'a> {
             vault,
             active,
             batch_size: i64::from(batch_size.max(1)),
-            scans: [Scan::default(), Scan::default()],
+            scans: [Scan::default(), Scan::default(), Scan::default()],
             progress: Progress {
                 total,
                 rewrapped: PerTable::default(),
@@ -171,6 +172,7 @@ impl<'a> Run<'a> {
                     &old_keys,
                     &self.scans[slot(Table::FinchCredentials)].failed,
                     &self.scans[slot(Table::ConnectionTokens)].failed,
+                    &self.scans[slot(Table::UserTotp)].failed,
                 )
                 .await?;
                 return Ok(Step::EndOfPass { remaining });
@@ -218,6 +220,7 @@ impl<'a> Run<'a> {
         let purpose = match table {
             Table::FinchCredentials => Purpose::FinchClientSecret,
             Table::ConnectionTokens => Purpose::AccessToken,
+            Table::UserTotp => Purpose::TotpSecret,
         };
         let mut updates = Vec::with_capacity(rows.len());
         for row in rows {

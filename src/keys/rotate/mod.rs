@@ -179,6 +179,7 @@ pub async fn record(
             "rewrapped": {
                 Table::FinchCredentials.name(): report.rewrapped.finch_credentials,
                 Table::ConnectionTokens.name(): report.rewrapped.connection_tokens,
+                Table::UserTotp.name(): report.rewrapped.user_totp,
             },
             "relabelled": report.relabelled,
             "failed": report.failures.len(),

@@ -14,9 +14,11 @@ use crate::vault::KekId;
 pub(super) struct LockedRow {
     #[diesel(sql_type = SqlUuid)]
     pub(super) id: Uuid,
+    /// The nil UUID for rows of no tenant (operators' TOTP secrets), as in their AAD.
     #[diesel(sql_type = SqlUuid)]
     pub(super) tenant_id: Uuid,
-    /// The row id the envelope's AAD binds: the credentials row's own id, the token's connection.
+    /// The row id the envelope's AAD binds: the credentials row's own id, the token's connection,
+    /// the TOTP secret's user (its primary key).
     #[diesel(sql_type = SqlUuid)]
     pub(super) bound_id: Uuid,
     #[diesel(sql_type = Bytea)]
@@ -69,6 +71,9 @@ pub(super) async fn window_ids(
         Table::ConnectionTokens => {
             "SELECT id FROM connection_tokens WHERE id > $1 ORDER BY id LIMIT $2"
         }
+        Table::UserTotp => {
+            "SELECT user_id AS id FROM user_totp WHERE user_id > $1 ORDER BY user_id LIMIT $2"
+        }
     };
     let rows: Vec<IdRow> = diesel::sql_query(sql)
         .bind::<SqlUuid, _>(after)
@@ -102,6 +107,15 @@ pub(super) async fn lock_rows(
               WHERE id = ANY($1) AND kek_id = ANY($2) AND id <> ALL($3)
                 FOR UPDATE SKIP LOCKED"
         }
+        // Operators' secrets have no tenant: their AAD binds the nil UUID (`two_factor::row_context`).
+        Table::UserTotp => {
+            "SELECT user_id AS id,
+                    coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid) AS tenant_id,
+                    user_id AS bound_id, secret_envelope AS envelope
+               FROM user_totp
+              WHERE user_id = ANY($1) AND secret_kek_id = ANY($2) AND user_id <> ALL($3)
+                FOR UPDATE SKIP LOCKED"
+        }
     };
     diesel::sql_query(sql)
         .bind::<Array<SqlUuid>, _>(window)
@@ -132,6 +146,11 @@ pub(super) async fn write_rows(
                FROM unnest($2::uuid[], $3::bytea[]) AS v(id, envelope)
               WHERE t.id = v.id"
         }
+        Table::UserTotp => {
+            "UPDATE user_totp AS t SET secret_kek_id = $1, secret_envelope = v.envelope
+               FROM unnest($2::uuid[], $3::bytea[]) AS v(id, envelope)
+              WHERE t.user_id = v.id"
+        }
     };
     let expected = updates.len();
     let (ids, envelopes): (Vec<Uuid>, Vec<Vec<u8>>) = updates.into_iter().unzip();
@@ -159,16 +178,20 @@ pub(super) async fn count_old_rows(
     old_keys: &[String],
     failed_credentials: &[Uuid],
     failed_tokens: &[Uuid],
+    failed_totp: &[Uuid],
 ) -> Result<u64, diesel::result::Error> {
     let count: Count = diesel::sql_query(
         "SELECT (SELECT count(*) FROM finch_credentials
                   WHERE secret_kek_id = ANY($1) AND id <> ALL($2))
               + (SELECT count(*) FROM connection_tokens
-                  WHERE kek_id = ANY($1) AND id <> ALL($3)) AS n",
+                  WHERE kek_id = ANY($1) AND id <> ALL($3))
+              + (SELECT count(*) FROM user_totp
+                  WHERE secret_kek_id = ANY($1) AND user_id <> ALL($4)) AS n",
     )
     .bind::<Array<Text>, _>(old_keys)
     .bind::<Array<SqlUuid>, _>(failed_credentials)
     .bind::<Array<SqlUuid>, _>(failed_tokens)
+    .bind::<Array<SqlUuid>, _>(failed_totp)
     .get_result(conn)
     .await?;
     Ok(u64::try_from(count.n).unwrap_or(0))
