@@ -53,6 +53,23 @@ pub fn check(password: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// Why a new password typed twice (a set-password form) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NewPasswordError {
+    #[error("The two passwords differ. Type the same password in both fields.")]
+    Differ,
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// Checks a new password typed twice: the same both times, then [`check`].
+pub fn check_typed_twice(password: &str, again: &str) -> Result<(), NewPasswordError> {
+    if password != again {
+        return Err(NewPasswordError::Differ);
+    }
+    Ok(check(password)?)
+}
+
 /// Whether a password is on the common-password list, ignoring case.
 pub fn is_common(password: &str) -> bool {
     COMMON.contains(password.to_lowercase().as_str())
@@ -69,6 +86,20 @@ pub fn hint() -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_password_typed_twice_must_match_then_meet_the_policy() {
+        let good = "correct horse battery staple";
+        assert_eq!(check_typed_twice(good, good), Ok(()));
+        assert_eq!(
+            check_typed_twice(good, "correct horse battery stapler"),
+            Err(NewPasswordError::Differ)
+        );
+        assert_eq!(
+            check_typed_twice("short", "short"),
+            Err(NewPasswordError::Policy(PolicyError::TooShort))
+        );
+    }
 
     #[test]
     fn the_list_holds_three_thousand_distinct_lower_case_passwords() {

@@ -81,10 +81,11 @@ pub async fn form(
     }
 }
 
+/// The set-password form of an invitation and of a reset link.
 #[derive(Deserialize)]
 pub struct SetPasswordForm {
-    password: SecretString,
-    password_confirm: SecretString,
+    pub(super) password: SecretString,
+    pub(super) password_confirm: SecretString,
 }
 
 pub async fn submit(
@@ -98,17 +99,11 @@ pub async fn submit(
         return invalid();
     };
     let password = &form.password;
-    if password.expose_secret() != form.password_confirm.expose_secret() {
-        let error = "The two passwords differ. Type the same password in both fields.";
-        return form_page(
-            StatusCode::BAD_REQUEST,
-            &session,
-            &token,
-            &usable,
-            Some(error.to_owned()),
-        );
-    }
-    if let Err(e) = password_policy::check(password.expose_secret()) {
+    let typed_twice = password_policy::check_typed_twice(
+        password.expose_secret(),
+        form.password_confirm.expose_secret(),
+    );
+    if let Err(e) = typed_twice {
         return form_page(
             StatusCode::BAD_REQUEST,
             &session,

@@ -10,9 +10,9 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret as _;
 
+use super::invite::SetPasswordForm;
 use crate::db::{Scope, transaction};
 use crate::domain::password_policy;
 use crate::error::AppError;
@@ -79,34 +79,22 @@ pub async fn form(
     }
 }
 
-#[derive(Deserialize)]
-pub struct ResetForm {
-    password: SecretString,
-    password_confirm: SecretString,
-}
-
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     token: web::Path<String>,
-    form: web::Form<ResetForm>,
+    form: web::Form<SetPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let Some(email) = lookup(&state, &token).await? else {
         return invalid();
     };
     let password = &form.password;
-    if password.expose_secret() != form.password_confirm.expose_secret() {
-        let error = "The two passwords differ. Type the same password in both fields.";
-        return form_page(
-            StatusCode::BAD_REQUEST,
-            &session,
-            &token,
-            &email,
-            Some(error.to_owned()),
-        );
-    }
-    if let Err(e) = password_policy::check(password.expose_secret()) {
+    let typed_twice = password_policy::check_typed_twice(
+        password.expose_secret(),
+        form.password_confirm.expose_secret(),
+    );
+    if let Err(e) = typed_twice {
         return form_page(
             StatusCode::BAD_REQUEST,
             &session,
