@@ -45,16 +45,7 @@ pub async fn must_enrol(
     conn: &mut AsyncPgConnection,
     user: &users::User,
 ) -> diesel::QueryResult<bool> {
-    let required = if user.role == users::ROLE_OPERATOR {
-        true
-    } else if let Some(tenant_id) = user.tenant_id {
-        crate::db::models::tenants::find(conn, tenant_id)
-            .await?
-            .is_some_and(|t| t.require_two_factor)
-    } else {
-        false
-    };
-    Ok(required && !two_factor::is_enrolled(conn, user.id).await?)
+    two_factor::must_enrol(conn, user.id).await
 }
 
 /// A pending enrolment as the page shows it.

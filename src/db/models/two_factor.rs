@@ -46,6 +46,29 @@ pub async fn is_enrolled(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryRe
     .await
 }
 
+/// Whether the user must enrol before reaching anything but their account page: an operator,
+/// or an admin of a tenant that requires two-factor sign-in, without a confirmed secret. One
+/// statement, since every signed-in request asks.
+pub async fn must_enrol(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Answer {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        must_enrol: bool,
+    }
+    diesel::sql_query(
+        "SELECT (u.role = 'operator' OR COALESCE(t.require_two_factor, false))
+                AND NOT EXISTS (SELECT 1 FROM user_totp x
+                                 WHERE x.user_id = u.id AND x.confirmed_at IS NOT NULL)
+                AS must_enrol
+           FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id
+          WHERE u.id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .get_result::<Answer>(conn)
+    .await
+    .map(|answer| answer.must_enrol)
+}
+
 /// Stores a new, unconfirmed secret for the user, replacing an unconfirmed one. Returns 0 (and
 /// changes nothing) when the user already has a confirmed secret.
 pub async fn put_pending(
